@@ -1,0 +1,39 @@
+# Everyday commands. `make train` and `make test` install into .venv first if needed.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+ARGS    ?=
+
+.PHONY: install train test test-fast lint tensorboard benchmark reproduce clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install dlcourse with its test extras
+
+train: $(STAMP) ## run the default experiment (gaussian_mlp); extra overrides: make train ARGS="optimizer.lr=0.1"
+	$(BIN)/dlcourse-train $(ARGS)
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP) ## static checks
+	$(BIN)/ruff check src tests scripts
+
+tensorboard: $(STAMP) ## serve every run under outputs/
+	$(BIN)/tensorboard --logdir outputs --bind_all
+
+benchmark: $(STAMP) ## framework vs hand-written loop, seconds per epoch
+	$(BIN)/python scripts/benchmark.py $(ARGS)
+
+reproduce: $(STAMP) ## the course's experiments on real data, as a markdown table
+	$(BIN)/python scripts/reproduce.py $(ARGS)
+
+clean: ## remove run outputs and caches (keeps .venv)
+	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf multirun .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,3 @@
+from dlcourse.train import main
+
+main()

@@ -1,0 +1,90 @@
+"""Which losses and metrics fit which task, in one place (validation and the task both read it)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchmetrics as tm
+from torchmetrics import classification as C
+from torchmetrics import regression as R
+
+# loss name -> the task kinds it fits; "auto" picks the first entry of DEFAULT_LOSS.
+LOSSES = {
+    "bce": ("binary",),
+    "cross_entropy": ("multiclass",),
+    "mse": ("regression",),
+    "mae": ("regression",),
+    "huber": ("regression",),
+}
+DEFAULT_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}
+FAMILY = {"binary": "classification", "multiclass": "classification", "regression": "regression"}
+
+
+def resolve_loss(task: str, loss: str) -> str:
+    return DEFAULT_LOSS[task] if loss == "auto" else loss
+
+
+def loss_fits_family(loss: str, family: str) -> bool:
+    return loss == "auto" or any(FAMILY[t] == family for t in LOSSES[loss])
+
+
+def compute_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`out` is the model's raw output: logits for classification (sigmoid/softmax live in the loss,
+    which is the numerically stable form), values for regression."""
+    if name == "bce":
+        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float())
+    if name == "cross_entropy":
+        return F.cross_entropy(out, y)
+    out = out.reshape(y.shape)
+    if name == "mse":
+        return F.mse_loss(out, y)
+    if name == "mae":
+        return F.l1_loss(out, y)
+    if name == "huber":
+        return F.huber_loss(out, y)
+    raise ValueError(name)
+
+
+def predictions(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """What metrics consume: probabilities for classification, values (2-D) for regression."""
+    if task == "binary":
+        return torch.sigmoid(out.squeeze(-1))
+    if task == "multiclass":
+        return torch.softmax(out, dim=-1)
+    return out.reshape(y.shape).reshape(len(y), -1)
+
+
+def correct_count(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if task == "binary":
+        return ((out.squeeze(-1) > 0).long() == y).sum()
+    return (out.argmax(-1) == y).sum()
+
+
+def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1) -> tm.MetricCollection:
+    if task == "binary":
+        metrics = {
+            "acc": C.BinaryAccuracy(),
+            "precision": C.BinaryPrecision(),
+            "recall": C.BinaryRecall(),
+            "f1": C.BinaryF1Score(),
+            "specificity": C.BinarySpecificity(),
+            "auroc": C.BinaryAUROC(),
+        }
+    elif task == "multiclass":
+        k = dict(num_classes=num_classes, average="macro")
+        metrics = {
+            "acc": C.MulticlassAccuracy(num_classes=num_classes, average="micro"),
+            "precision": C.MulticlassPrecision(**k),
+            "recall": C.MulticlassRecall(**k),
+            "f1": C.MulticlassF1Score(**k),
+            "specificity": C.MulticlassSpecificity(**k),
+            "auroc": C.MulticlassAUROC(num_classes=num_classes, average="macro"),
+        }
+    else:
+        metrics = {"mse": R.MeanSquaredError(), "mae": R.MeanAbsoluteError()}
+        metrics["r2"] = R.R2Score(multioutput="uniform_average")
+    return tm.MetricCollection(metrics)
+
+
+def metric_targets(task: str, y: torch.Tensor) -> torch.Tensor:
+    return y.reshape(len(y), -1) if task == "regression" else y
