@@ -1,0 +1,150 @@
+"""The command line as a user meets it: one-line errors, divergence, kill-and-resume, dlcourse-eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from dlcourse.cli import preflight
+
+TINY = ["experiment=gaussian_mlp", "data.n_train=300", "data.n_val=100", "data.n_test=300",
+        "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+
+BAD_INPUTS = [
+    (["model=transformer"], "model=transformer", "available: "),
+    (["optimizer=lbfgs"], "optimizer=lbfgs", "available: adam, adamw, rmsprop, sgd"),
+    (["optimizer.lr=-1"], "optimizer.lr=-1", "> 0"),
+    (["optimizer.lr=abc"], "optimizer.lr='abc'", "must be a number"),
+    (["trainer.batch_size=0"], "trainer.batch_size=0", '"full"'),
+    (["trainer.batch_size=half"], "trainer.batch_size='half'", '"full"'),
+    (["model.dropout=1.5"], "model.dropout=1.5", "< 1"),
+    (["model.hidden=[]"], "model.hidden=[]", "non-empty list"),
+    (["model.activation=swish"], "model.activation='swish'", "relu, leaky_relu, tanh, sigmoid, gelu"),
+    (["loss=hinge"], "loss='hinge'", "auto, bce, cross_entropy, mse, mae, huber"),
+    (["loss=mse"], "loss='mse'", "does not fit a classification task"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0", ">= 1"),
+    (["+model.hiden=3"], "model.hiden=3", "unknown key; accepted:"),
+    (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1", ">= 0"),
+    (["data=csv"], "data.path='???'", "is required"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "names", "allowed"), BAD_INPUTS, ids=[b[1] for b in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_2(capsys, overrides, names, allowed):
+    with pytest.raises(SystemExit) as exc:
+        preflight(["experiment=gaussian_mlp", *overrides])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and names in err and allowed in err, err
+
+
+def test_bad_input_through_the_real_cli_writes_nothing(tmp_path):
+    result = run_cli(["model=transformer"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "Traceback" not in result.stderr and "model=transformer" in result.stderr
+    result = run_cli([*TINY, "optimizer.lr=0"], tmp_path)
+    assert result.returncode == 2 and "optimizer.lr=0" in result.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing created, nothing overwritten
+
+
+def test_divergence_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_path):
+    result = run_cli([*TINY, "trainer.max_epochs=5", "optimizer.lr=1e6"], tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "non-finite" in last_line and "epoch" in last_line and "lower learning rate" in last_line
+    (run,) = (tmp_path / "outputs" / "gaussian_mlp").iterdir()
+    assert not (run / "metrics.json").exists()
+    import torch
+
+    ckpts = list((run / "checkpoints").glob("*.ckpt"))
+    assert ckpts, "the last good checkpoint stays"
+    for ckpt in ckpts:
+        state = torch.load(ckpt, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+def test_kill_and_resume_gives_the_same_metrics(tmp_path):
+    args = ["experiment=gaussian_mlp", "data.n_train=3000", "data.n_val=500", "data.n_test=1000",
+            "trainer.batch_size=32", "trainer.max_epochs=6", "model.dropout=0.2", "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false", "seed=7"]
+    unbroken_dir, broken_dir = tmp_path / "a", tmp_path / "b"
+    unbroken_dir.mkdir()
+    broken_dir.mkdir()
+    assert run_cli(args, unbroken_dir).returncode == 0
+    (run,) = (unbroken_dir / "outputs" / "gaussian_mlp").iterdir()
+    expected = json.loads((run / "metrics.json").read_text())
+
+    env = {**os.environ, "DLCOURSE_ROOT": str(broken_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "dlcourse.train", *args], cwd=broken_dir, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(broken_dir / "outputs" / "gaussian_mlp", proc)
+    (run,) = (broken_dir / "outputs" / "gaussian_mlp").iterdir()
+    _wait_for(run / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists(), "the run was killed before it finished"
+
+    resumed = run_cli([*args, "ckpt_path=last"], broken_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = json.loads((run / "metrics.json").read_text())  # resumed in the same run directory
+    assert got["epochs"] == expected["epochs"]
+    for split in ("val", "test"):
+        for key, value in expected[split].items():
+            assert got[split][key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_resume_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "garbage.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    result = run_cli([*TINY, f"ckpt_path={bad}"], tmp_path)
+    assert result.returncode == 2 and "cannot read checkpoint" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        preflight(["experiment=gaussian_mlp", "ckpt_path=last"])
+    assert "no last.ckpt" in capsys.readouterr().err
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    assert run_cli(TINY, tmp_path).returncode == 0
+    (run,) = (tmp_path / "outputs" / "gaussian_mlp").iterdir()
+    result = run_cli([f"ckpt_path={run}", "model.hidden=[7]"], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "does not fit" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_eval_reports_the_same_test_metrics_and_predicts(tmp_path):
+    assert run_cli(["experiment=iris_mlp", "trainer.max_epochs=30", "trainer.enable_progress_bar=false"],
+                   tmp_path).returncode == 0
+    (run,) = (tmp_path / "outputs" / "iris_mlp").iterdir()
+    trained = json.loads((run / "metrics.json").read_text())["test"]
+    result = run_cli([f"ckpt_path={run}"], tmp_path, module="dlcourse.evaluate")
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = json.loads((run / "eval_test.json").read_text())
+    assert evaluated["test/acc"] == pytest.approx(trained["test/acc"])
+    inputs = tmp_path / "flowers.csv"
+    inputs.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.9,3.1,5.8,2.3\n")
+    result = run_cli([f"ckpt_path={run}", f"predict={inputs}"], tmp_path, module="dlcourse.evaluate")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = (tmp_path / "flowers_predictions.csv").read_text().splitlines()
+    assert lines[0].endswith("prediction,prob_setosa,prob_versicolor,prob_virginica")
+    assert lines[1].split(",")[4] == "setosa" and lines[2].split(",")[4] == "virginica"
+    bad = run_cli([f"ckpt_path={run}", "predict=missing.csv"], tmp_path, module="dlcourse.evaluate")
+    assert bad.returncode == 2 and "no such file" in bad.stderr

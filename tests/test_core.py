@@ -1,0 +1,156 @@
+"""The core on the tabular experiments: composition, learning, outputs, loader, optimisers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dlcourse.cli import CONF_DIR
+from dlcourse.config import validate
+from dlcourse.data.loader import TensorLoader
+from dlcourse.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+SMALL_GAUSSIAN = ["experiment=gaussian_mlp", "data.n_train=400", "data.n_val=200", "data.n_test=400"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(cfg_factory, name):
+    cfg = cfg_factory(f"experiment={name}")
+    validate(cfg)
+    assert cfg.name == name
+
+
+@pytest.mark.parametrize("overrides", [SMALL_GAUSSIAN, ["experiment=iris_mlp"]], ids=["gaussian_mlp", "iris_mlp"])
+def test_tabular_experiment_writes_run_directory(cfg_factory, overrides):
+    cfg = cfg_factory(*overrides, "trainer.max_epochs=2")
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk["status"] == "completed" and on_disk["epochs"] == 2
+    assert on_disk["params"] == metrics["params"] > 0
+    assert {"test/acc", "test/auroc", "test/f1", "test/precision", "test/recall", "test/specificity",
+            "test/loss"} <= set(on_disk["test"])
+    assert {"val/acc", "val/loss"} <= set(on_disk["val"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert Path(on_disk["best_checkpoint"]).is_file()
+    for fig in ("confusion_matrix", "roc_curve"):
+        assert (run / "figures" / f"{fig}.png").stat().st_size > 1000
+    if cfg.name == "gaussian_mlp":
+        assert (run / "figures" / "decision_boundary.png").is_file()
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0}).Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/auroc", "test/acc"} <= set(tags["scalars"])
+    assert len(events.Scalars("val/loss")) == 2  # one point per epoch
+    assert "figures/confusion_matrix" in tags["images"]
+    # The HParams view needs the plugin's session data and the final metrics.
+    hp_files = list((run / "tensorboard").glob("**/events.out.tfevents.*"))
+    assert any(b"hparams" in f.read_bytes() for f in hp_files)
+    assert "hp/test_acc" in tags["scalars"]
+
+
+def test_gaussian_learns_above_chance(cfg_factory):
+    cfg = cfg_factory("experiment=gaussian_mlp", "data.n_train=2000", "data.n_test=4000", "trainer.max_epochs=30")
+    acc = train(cfg)["test"]["test/acc"]
+    assert acc > 0.88  # chance is 0.5; the Bayes limit 0.921
+
+
+def test_iris_learns_above_chance(cfg_factory):
+    cfg = cfg_factory("experiment=iris_mlp", "trainer.max_epochs=60")
+    metrics = train(cfg)
+    assert metrics["test"]["test/acc"] > 0.8  # chance is 1/3
+    assert metrics["class_names"] == ["setosa", "versicolor", "virginica"]
+
+
+def test_seed_zero_is_a_real_seed(cfg_factory):
+    runs = [train(cfg_factory(*SMALL_GAUSSIAN, f"seed={s}", "logger=none"))["test"]["test/loss"] for s in (0, 0, 1)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+def test_every_optimizer_trains(cfg_factory, optimizer):
+    cfg = cfg_factory(*SMALL_GAUSSIAN, f"optimizer={optimizer}", "optimizer.lr=0.01", "trainer.max_epochs=2",
+                      "trainer.batch_size=32", "logger=none")
+    assert train(cfg)["test"]["test/acc"] > 0.6
+
+
+@pytest.mark.parametrize("scheduler", ["none", "step", "cosine", "plateau", "onecycle"])
+def test_every_scheduler_runs(cfg_factory, scheduler):
+    cfg = cfg_factory(*SMALL_GAUSSIAN, f"scheduler={scheduler}", "trainer.max_epochs=2", "trainer.batch_size=100")
+    metrics = train(cfg)
+    assert metrics["epochs"] == 2
+    events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard")).Reload()
+    lr_tags = [t for t in events.Tags()["scalars"] if t.startswith("lr-")]
+    assert lr_tags, "the LR monitor writes the learning rate"
+
+
+def test_l1_penalty_shrinks_weights(cfg_factory):
+    def weight_l1(l1):
+        cfg = cfg_factory(*SMALL_GAUSSIAN, f"optimizer.l1={l1}", "trainer.max_epochs=20", "logger=none")
+        ckpt = torch.load(train(cfg)["best_checkpoint"], weights_only=True)
+        return sum(v.abs().sum().item() for k, v in ckpt["state_dict"].items() if v.ndim > 1)
+
+    assert weight_l1(0.01) < 0.7 * weight_l1(0.0)
+
+
+def test_full_batch_and_single_sample_steps(cfg_factory):
+    full = cfg_factory(*SMALL_GAUSSIAN, "trainer.batch_size=full", "logger=none")
+    single = cfg_factory(*SMALL_GAUSSIAN, "data.n_train=50", "trainer.batch_size=1", "logger=none")
+    for cfg, steps in ((full, 1), (single, 50)):
+        train(cfg)
+        ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+        assert ckpt["global_step"] == steps
+
+
+def test_csv_classification_with_string_labels(cfg_factory, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    centres = {"cat": (0.0, 0.0), "dog": (4.0, 0.0), "fox": (0.0, 4.0)}
+    lines = ["weight,height,colour,species"]
+    for name, (cx, cy) in centres.items():
+        for _ in range(60):
+            x, y = torch.randn(2, generator=g).tolist()
+            lines.append(f"{cx + x:.3f},{cy + y:.3f},1,{name}")
+    path = tmp_path / "animals.csv"
+    path.write_text("\n".join(lines) + "\n")
+    cfg = cfg_factory("data=csv", f"data.path={path}", "data.target=species", "data.features=[weight,height]",
+                      "trainer.max_epochs=40", "trainer.batch_size=16", "optimizer.lr=0.01")
+    metrics = train(cfg)
+    assert metrics["task"] == "multiclass"
+    assert metrics["class_names"] == ["cat", "dog", "fox"]  # the label mapping is saved with the run
+    assert metrics["test"]["test/acc"] > 0.85
+
+
+def test_csv_regression(cfg_factory, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 2, generator=g)
+    y = 3 * x[:, 0] - 2 * x[:, 1] + 0.05 * torch.randn(300, generator=g)
+    path = tmp_path / "r.csv"
+    path.write_text("a,b,y\n" + "\n".join(f"{a:.4f},{b:.4f},{t:.4f}" for (a, b), t in zip(x.tolist(), y.tolist())))
+    cfg = cfg_factory("data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "loss=mae",
+                      "trainer.max_epochs=60", "trainer.batch_size=32", "optimizer.lr=0.01")
+    metrics = train(cfg)
+    assert metrics["task"] == "regression"
+    assert metrics["test"]["test/r2"] > 0.9
+    assert (Path(cfg.paths.output_dir) / "figures" / "predicted_vs_true.png").is_file()
+
+
+def test_tensor_loader_shards_cover_everything_once_per_epoch():
+    x = torch.arange(103)
+    shards = [TensorLoader([x], batch_size=10, shuffle=True, seed=3, rank=r, world_size=2, pad_to_equal=True)
+              for r in range(2)]
+    seen = torch.cat([torch.cat([b[0] for b in loader]) for loader in shards])
+    assert len(shards[0]) == len(shards[1]) == 6  # equal step counts on every rank
+    assert set(seen.tolist()) == set(range(103)) and len(seen) == 104  # one padded repeat
+    a, b = (torch.cat([batch[0] for batch in TensorLoader([x], 10, shuffle=True, seed=3, epoch_fn=lambda e=e: e)])
+            for e in (0, 1))
+    assert not torch.equal(a, b)  # a new order every epoch
+    again = torch.cat([batch[0] for batch in TensorLoader([x], 10, shuffle=True, seed=3)])
+    assert torch.equal(a, again)  # and the same order for the same (seed, epoch)
+    evals = [torch.cat([b[0] for b in TensorLoader([x], 50, rank=r, world_size=2)]) for r in range(2)]
+    assert sorted(torch.cat(evals).tolist()) == list(range(103))  # evaluation: exact, no padding
