@@ -35,8 +35,11 @@ def make_cfg(overrides: list[str], output_dir: Path):
 
 @pytest.fixture
 def cfg_factory(tmp_path):
+    runs = iter(range(1_000_000))
+
     def factory(*overrides: str, fast: bool = True):
-        return make_cfg([*(FAST if fast else []), *overrides], tmp_path / "run")
+        # A fresh run directory per config, as the CLI gives each run its own.
+        return make_cfg([*(FAST if fast else []), *overrides], tmp_path / f"run{next(runs)}")
 
     return factory
 

@@ -14,6 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from dlcourse.checkpoints import read_checkpoint
 from dlcourse.errors import CheckpointError, DlcourseError
 
 CONF_DIR = str(Path(os.environ.get("DLCOURSE_CONF", Path(__file__).resolve().parents[2] / "conf")))
@@ -107,6 +108,7 @@ def preflight(argv: list[str]) -> list[str]:
         if any(o.startswith("ckpt_path=") for o in overrides) and cfg.ckpt_path is not None:
             new = resume_overrides(overrides, cfg)
             cfg = compose_config(new)
+            read_checkpoint(cfg.ckpt_path)  # readable? checked before Hydra touches any run directory
             flags = [a for a in argv if a not in overrides]
             argv = [*flags, *new]
         validate(cfg)

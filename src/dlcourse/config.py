@@ -16,13 +16,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from dlcourse.errors import ConfigError
 from dlcourse.metrics import LOSSES, loss_fits_family
 from dlcourse.models.layers import ACTIVATIONS, INITS
+from dlcourse.models.rnn import HEADS  # sequence heads = the data's target forms
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true", "64")
 # Keys a group config may carry that are not constructor arguments (the task consumes them).
 TASK_KEYS = {"optimizer": {"l1"}, "scheduler": {"interval", "monitor"}}
 # Arguments the framework fills in; the user must not set them in the group's YAML.
-FILLED_IN = {"data": {"batch_size", "eval_batch_size", "seed"}, "model": {"input_shape", "num_outputs"}}
+FILLED_IN = {"data": {"batch_size", "eval_batch_size", "seed", "steps_per_call"}, "model": {"input_shape", "num_outputs"}}
 
 
 def _is_number(v) -> bool:
@@ -96,10 +97,26 @@ def check_model_values(node: DictConfig, prefix: str = "model") -> None:
                 number(f"{name}[{i}]", h, ge=1, integer=True)
         elif key == "dropout":
             number(name, v, ge=0, lt=1)
-        elif key == "activation":
+        elif key == "activation" and v is not None:  # None: the model's own default (e.g. lenet5's variant)
             choice(name, v, ACTIVATIONS)
         elif key == "init":
             choice(name, v, INITS)
+        elif key == "head":
+            choice(name, v, HEADS)
+
+
+def missing_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """`???` values, found without resolving interpolations (some need a running Hydra app)."""
+    found = []
+    for key in node:
+        name = f"{prefix}{key}"
+        if OmegaConf.is_missing(node, key):
+            found.append(name)
+        elif OmegaConf.is_interpolation(node, key):
+            continue
+        elif isinstance(node[key], DictConfig):
+            found += missing_keys(node[key], f"{name}.")
+    return found
 
 
 def task_family(data_node: DictConfig, data_cls) -> str:
@@ -109,6 +126,8 @@ def task_family(data_node: DictConfig, data_cls) -> str:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first bad value. Does not build anything."""
+    for key in missing_keys(cfg):
+        raise ConfigError(key, "???", f"is required: set it, e.g. {key}=...")
     number("seed", cfg.get("seed"), ge=0, integer=True)
 
     choice("loss", cfg.loss, ("auto", *LOSSES))
@@ -127,9 +146,15 @@ def validate(cfg: DictConfig) -> None:
         total = cfg.data.val_fraction + cfg.data.test_fraction
         if total >= 1:
             raise ConfigError("data.val_fraction", cfg.data.val_fraction, f"val_fraction + test_fraction must be < 1 (is {total:g})")
-    for key in ("n_train", "n_val", "n_test"):
+    for key in ("n_train", "n_val", "n_test", "n_series", "n_steps", "horizon", "stride"):
         if key in cfg.data:
             number(f"data.{key}", cfg.data[key], ge=1, integer=True)
+    # Sequences: the data's target form follows the model's head (conf/data: targets: ${model.head}).
+    if "targets" in cfg.data:
+        choice("data.targets", cfg.data.targets, HEADS)
+        if "head" in cfg.model and cfg.model.head != cfg.data.targets:
+            raise ConfigError("data.targets", cfg.data.targets,
+                              f"must match model.head={cfg.model.head} (leave data.targets out: it follows model.head)")
 
     opt = cfg.optimizer
     check_signature("optimizer", opt)
@@ -152,6 +177,9 @@ def validate(cfg: DictConfig) -> None:
         if not _is_int(bs) or bs < 1:
             raise ConfigError("trainer.batch_size", bs, 'must be an integer >= 1 or "full" (full-batch gradient descent)')
     number("trainer.eval_batch_size", tr.get("eval_batch_size"), ge=1, integer=True, optional=True)
+    spc = tr.get("steps_per_call", "auto")
+    if spc != "auto" and (not _is_int(spc) or spc < 1):
+        raise ConfigError("trainer.steps_per_call", spc, 'must be an integer >= 1 or "auto"')
     number("trainer.max_epochs", tr.max_epochs, ge=1, integer=True)
     choice("trainer.accelerator", tr.accelerator, ACCELERATORS)
     choice("trainer.precision", str(tr.precision), PRECISIONS)
@@ -164,3 +192,4 @@ def validate(cfg: DictConfig) -> None:
     if es is not None:
         number("callbacks.early_stopping.patience", es.get("patience"), ge=1, integer=True)
     choice("optimized_mode", cfg.get("optimized_mode", "min"), ("min", "max"))
+    number("cv.folds", OmegaConf.select(cfg, "cv.folds"), ge=2, integer=True, optional=True)

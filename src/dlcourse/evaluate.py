@@ -20,6 +20,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from dlcourse.checkpoints import read_checkpoint
 from dlcourse.cli import fail
 from dlcourse.errors import CheckpointError, DataError, DlcourseError
 from dlcourse.report import write_json
@@ -63,12 +64,7 @@ def resolve_checkpoint(value: str) -> Path:
 
 
 def load(path: Path, dotlist: list[str]):
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
-    if not isinstance(ckpt, dict) or "dlcourse_config" not in ckpt or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a dlcourse checkpoint (no saved config)")
+    ckpt = read_checkpoint(path, need=("state_dict", "dlcourse_config", "dlcourse_io"))
     cfg = OmegaConf.merge(OmegaConf.create(ckpt["dlcourse_config"]), OmegaConf.from_dotlist(dotlist))
     io = ckpt["dlcourse_io"]
     model = instantiate(cfg.model, input_shape=tuple(io["input_shape"]), num_outputs=io["num_outputs"], _convert_="all")

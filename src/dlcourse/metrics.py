@@ -60,7 +60,30 @@ def correct_count(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor
     return (out.argmax(-1) == y).sum()
 
 
-def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1) -> tm.MetricCollection:
+class LastOutputsMSE(tm.Metric):
+    """MSE of the last `k` columns of the flattened (N, -1) outputs only. A data module declares k as
+    `last_outputs`: for a sequence-to-sequence forecast, the values forecast after the last input step
+    (the "last time step MSE" of the textbook), comparable with a sequence-to-vector forecast."""
+
+    full_state_update = False
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = int(k)
+        self.add_state("sse", default=torch.zeros(()), dist_reduce_fx="sum")
+        self.add_state("n", default=torch.zeros(()), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        diff = preds[:, -self.k :].float() - target[:, -self.k :].float()
+        self.sse += (diff * diff).sum()
+        self.n += diff.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.sse / self.n.clamp_min(1)
+
+
+def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
+                 last_outputs: int | None = None) -> tm.MetricCollection:
     if task == "binary":
         metrics = {
             "acc": C.BinaryAccuracy(),
@@ -83,6 +106,8 @@ def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1) -> tm
     else:
         metrics = {"mse": R.MeanSquaredError(), "mae": R.MeanAbsoluteError()}
         metrics["r2"] = R.R2Score(multioutput="uniform_average")
+        if last_outputs:  # declared by the data module, e.g. a seq2seq forecast's last step
+            metrics["mse_last"] = LastOutputsMSE(last_outputs)
     return tm.MetricCollection(metrics)
 
 

@@ -26,7 +26,9 @@ class Task(L.LightningModule):
         scheduler_interval: str = "epoch",
         scheduler_monitor: str = "val/loss",
         l1: float = 0.0,
+        gradient_clip_val: float | None = None,
         config: dict | None = None,
+        io: dict | None = None,
     ):
         super().__init__()
         self.model, self.task, self.num_classes = model, task, num_classes
@@ -34,9 +36,15 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
         self.scheduler_factory, self.scheduler_interval = scheduler, scheduler_interval
         self.scheduler_monitor, self.l1 = scheduler_monitor, l1
+        self.gradient_clip_val = gradient_clip_val
+        # Optimisation runs in training_step (several steps per call; see there), so Lightning's
+        # automatic loop, which would step the optimizer and schedule once per call, is off.
+        self.automatic_optimization = False
+        self._trainable = any(p.requires_grad for p in model.parameters())
         self.config = config or {}  # the resolved run config: stored in checkpoints for dlcourse-eval
-        self.val_metrics = make_metrics(task, num_classes).clone(prefix="val/")
-        self.test_metrics = make_metrics(task, num_classes).clone(prefix="test/")
+        self.io = io or {}  # input_shape / num_outputs / task / class names: rebuild the model without data
+        self.val_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="val/")
+        self.test_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="test/")
         # Test outputs, gathered across ranks, for the figures (confusion matrix, ROC, forecasts).
         self.test_preds, self.test_targets = CatMetric(), CatMetric()
         self.val_history: list[dict[str, float]] = []
@@ -61,19 +69,44 @@ class Task(L.LightningModule):
         # Weights only (matrices and kernels), not biases or norm scales, as L1 is usually taught.
         return sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
 
-    def training_step(self, batch, batch_idx):
-        x, y = batch[0], batch[1]
-        out = self.model(x)
-        loss = compute_loss(self.loss_name, out, y)
-        n = len(y)
-        self._sum_loss += loss.detach() * n
-        self._seen += n
-        self._nonfinite += (~torch.isfinite(loss.detach())).long()
-        if self.task != "regression":
-            self._sum_correct += correct_count(self.task, out.detach(), y)
-        if self.l1 > 0:
-            loss = loss + self.l1 * self._l1_penalty()
-        return loss
+    def training_step(self, group, group_idx):
+        """One call runs the optimizer steps for a group of batches (see TensorLoader.group): Lightning's
+        per-call machinery costs more than a small model's step, so on one device the loader hands
+        over several batches at once. `trainer.global_step` still counts every optimizer step."""
+        optimizer = self.optimizers() if self._trainable else None
+        scheduler = self.lr_schedulers() if self._trainable and self.scheduler_interval == "step" else None
+        for batch in group if isinstance(group, list) else [group]:
+            x, y = batch[0], batch[1]
+            out = self.model(x)
+            loss = compute_loss(self.loss_name, out, y)
+            n = len(y)
+            self._sum_loss += loss.detach() * n
+            self._seen += n
+            self._nonfinite += (~torch.isfinite(loss.detach())).long()
+            if self.task != "regression":
+                self._sum_correct += correct_count(self.task, out.detach(), y)
+            if optimizer is None:
+                continue  # nothing to train (e.g. the naive forecast): the run only evaluates it
+            if self.l1 > 0:
+                loss = loss + self.l1 * self._l1_penalty()
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+
+    def _step_epoch_scheduler(self):
+        if not self._trainable or self.scheduler_factory is None or self.scheduler_interval != "epoch":
+            return
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            value = self.trainer.callback_metrics.get(self.scheduler_monitor)
+            if value is not None:  # validation ran before this hook, so this is this epoch's value
+                scheduler.step(value)
+        else:
+            scheduler.step()
 
     def _check_finite(self):
         if self._seen and int(self._nonfinite) > 0:
@@ -91,6 +124,7 @@ class Task(L.LightningModule):
 
     def on_train_epoch_end(self):
         self._check_finite()
+        self._step_epoch_scheduler()
         if self._seen:
             reduce = self.trainer.strategy.reduce
             seen = reduce(torch.tensor(float(self._seen), device=self.device), reduce_op="sum")
@@ -131,6 +165,9 @@ class Task(L.LightningModule):
     def on_validation_epoch_end(self):
         row = self._end_eval(self.val_metrics, "val")
         if not self.trainer.sanity_checking:
+            if row["val/loss"] != row["val/loss"] or abs(row["val/loss"]) == float("inf"):
+                self._nonfinite += 1  # the weights diverged in the epoch's last step: fail, not early-stop
+                self._check_finite()
             self.val_history.append({"epoch": self.current_epoch, **row})
 
     def on_test_epoch_start(self):
@@ -165,15 +202,15 @@ class Task(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------
     def configure_optimizers(self):
+        if not any(p.requires_grad for p in self.model.parameters()):
+            return None  # a model without parameters (the naive forecast): the run only evaluates it
         params = self.model.param_groups() if hasattr(self.model, "param_groups") else self.model.parameters()
         optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, **self._scheduler_defaults(optimizer))
-        config = {"scheduler": scheduler, "interval": self.scheduler_interval}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = self.scheduler_monitor
-        return {"optimizer": optimizer, "lr_scheduler": config}
+        # Stepped by the task itself (training_step / on_train_epoch_end), plateau on scheduler_monitor.
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     def _scheduler_defaults(self, optimizer) -> dict:
         """Fill in what a schedule needs from the run itself (so the user never types it twice):
@@ -181,7 +218,11 @@ class Task(L.LightningModule):
         factory = self.scheduler_factory
         given = getattr(factory, "keywords", {}) or {}
         accepted = inspect.signature(getattr(factory, "func", factory)).parameters
-        steps = self.trainer.estimated_stepping_batches if self.scheduler_interval == "step" else self.trainer.max_epochs
+        steps = self.trainer.max_epochs
+        if self.scheduler_interval == "step":  # optimizer steps, not loader calls (a call may hold several)
+            calls = self.trainer.estimated_stepping_batches  # also makes Lightning set up the loader
+            loader = self.trainer.train_dataloader
+            steps = getattr(loader, "num_batches", 0) * self.trainer.max_epochs or calls
         defaults = {}
         if "max_lr" in accepted and given.get("max_lr") is None:
             defaults["max_lr"] = [g["lr"] for g in optimizer.param_groups]
@@ -194,6 +235,7 @@ class Task(L.LightningModule):
     # -- checkpoints ------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["dlcourse_config"] = self.config
+        checkpoint["dlcourse_io"] = self.io
         checkpoint["val_history"] = self.val_history
         # The global RNG state (dropout masks, augmentation) so a resumed run continues exactly
         # where the unbroken run would be; batch order is seeded per epoch by the loader.

@@ -19,11 +19,13 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelSummary, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from dlcourse.checkpoints import read_checkpoint
 from dlcourse.cli import CONF_DIR, fail, preflight
 from dlcourse.config import validate
 from dlcourse.errors import CheckpointError, ConfigError, DlcourseError
@@ -38,14 +40,43 @@ log = logging.getLogger("dlcourse")
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+# A model with nothing to train (the naive forecast) runs without an optimizer, on purpose.
+warnings.filterwarnings("ignore", message=".*(returned `None`, this fit will run with no optimizer|`training_step` returned `None`).*")
+
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning prints a cloud-logging advert on every run; students need the device lines, not that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_DropAdverts())
 
 # Keys of conf/trainer that are ours, not Lightning Trainer arguments.
-OWN_TRAINER_KEYS = {"batch_size", "eval_batch_size"}
+# gradient_clip_val is applied by the task, which runs the optimizer itself (see Task.training_step).
+OWN_TRAINER_KEYS = {"batch_size", "eval_batch_size", "steps_per_call", "gradient_clip_val"}
+
+
+def instantiate_checked(node, **kwargs):
+    """instantiate(), but a DlcourseError raised by a constructor (e.g. a model's own `model.head` check)
+    stays the one-line error it is instead of Hydra's wrapped traceback."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DlcourseError):
+            raise e.__cause__ from None
+        raise
 
 
 def build_datamodule(cfg: DictConfig):
-    return instantiate(cfg.data, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
-                       seed=cfg.seed, _convert_="all")
+    dm = instantiate_checked(cfg.data, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
+                     seed=cfg.seed, steps_per_call=cfg.trainer.get("steps_per_call", "auto"), _convert_="all")
+    if OmegaConf.select(cfg, "cv.fold") is not None:  # cross-validation (dlcourse.cv): this fold's split
+        dm.use_fold(cfg.cv.fold, cfg.cv.folds)
+    return dm
 
 
 def build_task(cfg: DictConfig, dm) -> Task:
@@ -53,7 +84,7 @@ def build_task(cfg: DictConfig, dm) -> Task:
     if dm.task not in LOSSES[loss]:  # e.g. bce on a CSV that turned out to have 3 classes
         allowed = [n for n, tasks in LOSSES.items() if dm.task in tasks]
         raise ConfigError("loss", cfg.loss, f"does not fit this {dm.task} data; allowed: auto, " + ", ".join(allowed))
-    model = instantiate(cfg.model, input_shape=dm.input_shape, num_outputs=dm.num_outputs, _convert_="all")
+    model = instantiate_checked(cfg.model, input_shape=dm.input_shape, num_outputs=dm.num_outputs, _convert_="all")
     opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
     l1 = opt_cfg.pop("l1", 0.0)
     sched_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True)
@@ -64,7 +95,11 @@ def build_task(cfg: DictConfig, dm) -> Task:
     return Task(
         model, task=dm.task, num_classes=dm.num_classes, loss=loss, optimizer=instantiate(opt_cfg),
         scheduler=scheduler, scheduler_interval=interval, scheduler_monitor=monitor, l1=l1,
+        gradient_clip_val=cfg.trainer.get("gradient_clip_val"),
         config=OmegaConf.to_container(cfg, resolve=True),
+        io={"input_shape": list(dm.input_shape), "num_outputs": dm.num_outputs, "task": dm.task,
+            "class_names": dm.class_names, "feature_names": dm.feature_names,
+            "last_outputs": getattr(dm, "last_outputs", None)},  # sequences: the key of val/mse_last
     )
 
 
@@ -75,20 +110,18 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     if not kwargs.get("enable_progress_bar", True):  # the flag wins over a configured bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
+    if not loggers:  # nothing to monitor the lr into (Lightning would refuse to start)
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if any(isinstance(c, ModelSummary) for c in callbacks):
+        kwargs["enable_model_summary"] = False  # ours is configured; Lightning would announce skipping its own
     kwargs.update(callbacks=callbacks, logger=loggers or False, default_root_dir=cfg.paths.output_dir)
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
 
 
 def check_checkpoint(path: str, task: Task) -> None:
-    """Read the checkpoint once, safely, and fail with one line if it is corrupt or for another model."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
-    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if state is None:
-        raise CheckpointError(f"{path} is not a dlcourse/Lightning checkpoint (no state_dict)")
+    """Fail with one line if the checkpoint is corrupt or belongs to another model."""
+    state = read_checkpoint(path)["state_dict"]
     own = task.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     shapes = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
@@ -120,11 +153,11 @@ def train(cfg: DictConfig) -> dict:
     dm = build_datamodule(cfg)
     dm.setup("fit")  # builds the data now: the model's input/output sizes come from it
     task = build_task(cfg, dm)
-    trainer = build_trainer(cfg)
     ckpt_path = cfg.ckpt_path
     if ckpt_path is not None:
         check_checkpoint(ckpt_path, task)
         log.info("resuming from %s", ckpt_path)
+    trainer = build_trainer(cfg)
 
     trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
 
@@ -169,10 +202,19 @@ def train(cfg: DictConfig) -> dict:
 def hydra_main(cfg: DictConfig) -> float | None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        metrics = train(cfg)
+        if OmegaConf.select(cfg, "cv.folds"):
+            from dlcourse.cv import cross_validate
+
+            metrics = cross_validate(cfg)
+        else:
+            metrics = train(cfg)
     except DlcourseError as e:
-        if multirun:  # recorded as this job's failure; the sweep's other jobs go on
-            raise
+        if multirun:  # recorded as this job's failure (status failed in the summary); the other jobs go on
+            from dlcourse.sweep import record_failure
+
+            record_failure(cfg, e)
+            print(f"error: {e}", file=sys.stderr)
+            return None
         fail(str(e), e.exit_code)
     value = metrics.get("optimized_value")
     return value if value is None or math.isfinite(value) else None

@@ -51,6 +51,12 @@ class FigureCallback(L.Callback):
     def __init__(self, dirpath: str | None = None):
         self.dirpath = Path(dirpath) if dirpath else None
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module) -> None:
+        # A data module may show its inputs before training (e.g. a few images per class).
+        dm = trainer.datamodule
+        if trainer.is_global_zero and dm is not None and hasattr(dm, "input_figures"):
+            self.save(trainer, dm.input_figures())
+
     def on_test_end(self, trainer: L.Trainer, pl_module) -> None:
         # compute() gathers across ranks, so every rank calls it; only rank zero draws and writes.
         preds = pl_module.test_preds.compute().float().cpu()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 
@@ -25,8 +27,10 @@ class InMemoryDataModule(L.LightningDataModule):
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
 
-    def __init__(self, batch_size: int | str = 64, eval_batch_size: int | None = None, seed: int = 0):
+    def __init__(self, batch_size: int | str = 64, eval_batch_size: int | None = None, seed: int = 0,
+                 steps_per_call: int | str = "auto"):
         super().__init__()
+        self.steps_per_call = steps_per_call
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self._on_device: dict[str, tuple[torch.Tensor, ...]] = {}
@@ -129,7 +133,19 @@ class InMemoryDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer is not None else 1,
             pad_to_equal=train,
             transform=self.train_transform if (train and self.has_train_transform) else None,
+            group=self._group(batch_size, trainer) if train else 1,
         )
+
+    def _group(self, batch_size: int, trainer) -> int:
+        """Batches per training call. `auto`: about 8 calls (progress-bar updates) per epoch, one call
+        for epochs of at most 8 batches; always 1 under DDP, whose gradient sync expects one
+        backward per forward call."""
+        if trainer is not None and trainer.world_size > 1:
+            return 1
+        if self.steps_per_call != "auto":
+            return int(self.steps_per_call)
+        n = math.ceil(len(self.splits["train"][0]) / batch_size)
+        return n if n <= 8 else math.ceil(n / 8)
 
     def _eval_batch_size(self) -> int:
         # Evaluation batches do not change results, only speed: default to large ones.

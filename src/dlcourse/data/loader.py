@@ -27,6 +27,7 @@ class TensorLoader:
         world_size: int = 1,
         pad_to_equal: bool = False,
         transform: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]] | None = None,
+        group: int = 1,
     ):
         self.tensors = tuple(tensors)
         self.n = len(self.tensors[0])
@@ -36,6 +37,8 @@ class TensorLoader:
         self.shuffle, self.seed, self.epoch_fn = shuffle, seed, epoch_fn
         self.rank, self.world_size, self.pad = rank, world_size, pad_to_equal
         self.transform = transform
+        # group > 1: yield lists of `group` batches; the task runs one optimizer step per batch.
+        self.group = max(1, int(group))
 
     def _shard_size(self) -> int:
         if self.world_size == 1:
@@ -44,8 +47,12 @@ class TensorLoader:
             return math.ceil(self.n / self.world_size)
         return len(range(self.rank, self.n, self.world_size))
 
-    def __len__(self) -> int:
+    @property
+    def num_batches(self) -> int:
         return math.ceil(self._shard_size() / self.batch_size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_batches / self.group)
 
     def _indices(self) -> torch.Tensor | None:
         """This rank's sample order for the current epoch, or None for 'all, in order'."""
@@ -75,5 +82,15 @@ class TensorLoader:
             batches = (tuple(t[i : i + bs] for t in self.tensors) for i in range(0, self.n, bs))
         else:
             batches = (tuple(t[order[i : i + bs]] for t in self.tensors) for i in range(0, len(order), bs))
+        batches = (self.transform(b) if self.transform is not None else tuple(b) for b in batches)
+        if self.group == 1:
+            yield from batches
+            return
+        chunk = []
         for batch in batches:
-            yield self.transform(batch) if self.transform is not None else tuple(batch)
+            chunk.append(batch)
+            if len(chunk) == self.group:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk

@@ -1,0 +1,190 @@
+"""Framework overhead per epoch: dlcourse vs a hand-written PyTorch loop doing the same work.
+
+Both sides use the same data (the data module's tensors), model, batch size, optimizer and one
+validation pass per epoch; the framework runs exactly as `dlcourse-train` does (checkpoints,
+TensorBoard, early stopping, metrics), with only the Rich progress bar off unless --progress-bar.
+Each case is timed loop -> framework -> loop in one process and the loop's two medians are
+averaged, so drift of a shared machine hits both sides. The budget is the brief's: overhead per
+epoch <= max(10% of the loop's time, 30 ms).
+
+    python scripts/benchmark.py                     # every case
+    python scripts/benchmark.py --only gaussian_mlp,iris_mlp --epochs 20
+    python scripts/benchmark.py --accelerator gpu --precision bf16-mixed   # a GPU row
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import make_cfg  # noqa: E402  (one way to compose configs, shared with the tests)
+
+from dlcourse.callbacks.timer import EpochTimer  # noqa: E402
+from dlcourse.metrics import compute_loss, resolve_loss  # noqa: E402
+from dlcourse.train import build_datamodule, train  # noqa: E402
+
+
+@dataclass
+class Case:
+    name: str
+    overrides: list[str]
+    epochs: int = 20
+    data_root_needed: bool = False  # cases on real data (MNIST) need --data-root
+    notes: str = ""
+    extra: list[str] = field(default_factory=list)
+
+
+# Add a row per built-in experiment. Overrides may change the batch size the case is timed at.
+CASES: list[Case] = [
+    Case("gaussian_mlp", ["experiment=gaussian_mlp"], epochs=40, notes="full batch (10k points)"),
+    Case("iris_mlp", ["experiment=iris_mlp"], epochs=40, notes="batch 16"),
+    Case("sine_rnn", ["experiment=sine_rnn"], epochs=8, notes="batch 32, 2x20 simple RNN over 50 steps"),
+    # MNIST (real data, --data-root): no schedule and no augmentation, so both sides do the same work.
+    Case("mnist_mlp", ["experiment=mnist_mlp", "trainer.batch_size=256", "scheduler=none"], epochs=5,
+         data_root_needed=True, notes="batch 256, 784-300-100-10, 44k images"),
+    Case("mnist_lenet5", ["experiment=mnist_lenet5", "trainer.batch_size=64", "scheduler=none", "data.augment=false"],
+         epochs=5, data_root_needed=True, notes="batch 64, LeNet-5 classic, 44k images"),
+]
+
+
+def hand_written_loop(cfg, epochs: int, device: torch.device, precision: str) -> list[float]:
+    """The plain PyTorch a student would write: shuffle, step, one validation pass per epoch."""
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    torch.manual_seed(cfg.seed)
+    model = instantiate(cfg.model, input_shape=dm.input_shape, num_outputs=dm.num_outputs, _convert_="all").to(device)
+    opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    opt_cfg.pop("l1", None)
+    optimizer = instantiate(opt_cfg)(model.parameters())
+    loss_name = resolve_loss(dm.task, cfg.loss)
+    (xt, yt), (xv, yv) = [tuple(t.to(device) for t in dm.splits[s]) for s in ("train", "val")]
+    bs, ebs = dm.train_batch_size, dm._eval_batch_size()
+    train_transform = dm.train_transform if dm.has_train_transform else None
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision.startswith("bf16")
+                else contextlib.nullcontext())
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(xt), device=device)
+        for i in range(0, len(xt), bs):
+            idx = order[i : i + bs]
+            x, y = xt[idx], yt[idx]
+            if train_transform is not None:
+                x, y = train_transform((x, y))
+            with autocast:
+                loss = compute_loss(loss_name, model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
+        with torch.no_grad(), autocast:
+            for i in range(0, len(xv), ebs):
+                out = model(xv[i : i + ebs])
+                total += compute_loss(loss_name, out, yv[i : i + ebs]) * len(out)
+                if dm.task == "multiclass":
+                    correct += (out.argmax(-1) == yv[i : i + ebs]).sum()
+                elif dm.task == "binary":
+                    correct += ((out.squeeze(-1) > 0).long() == yv[i : i + ebs]).sum()
+        _ = float(total / len(xv)), float(correct / len(xv))  # a real loop reads them: one sync
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def framework(cfg, epochs: int) -> list[float]:
+    timer = EpochTimer()
+    import dlcourse.train as T
+
+    original = T.build_trainer
+    T.build_trainer = lambda c, **kw: _with_callback(original(c, **kw), timer)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            train(cfg)
+    finally:
+        T.build_trainer = original
+    return timer.epoch_seconds
+
+
+def _with_callback(trainer, callback):
+    trainer.callbacks.append(callback)
+    return trainer
+
+
+def steady(times: list[float], skip: int = 2) -> float:
+    """Median epoch time after the first epochs (allocation, caches and the like)."""
+    return statistics.median(times[skip:] if len(times) > skip + 2 else times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma-separated case names")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs per measurement (default: per case)")
+    ap.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    ap.add_argument("--precision", default="32-true", help="e.g. bf16-mixed on a GPU")
+    ap.add_argument("--data-root", default=str(REPO.parent / "shared" / "datasets"), help="for real-data cases")
+    ap.add_argument("--progress-bar", action="store_true", help="time the framework with its progress bar on")
+    ap.add_argument("--out", default=str(REPO / "outputs" / "benchmark.md"))
+    args = ap.parse_args()
+    wanted = {n for n in args.only.split(",") if n}
+    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    rows = []
+    for case in CASES:
+        if wanted and case.name not in wanted:
+            continue
+        if case.data_root_needed and not Path(args.data_root).exists():
+            print(f"skip {case.name}: no data at {args.data_root}", file=sys.stderr)
+            continue
+        epochs = args.epochs or case.epochs
+        with tempfile.TemporaryDirectory() as tmp:
+            overrides = [
+                *case.overrides, *case.extra,
+                f"trainer.max_epochs={epochs}", f"trainer.accelerator={args.accelerator}",
+                f"trainer.precision={args.precision}", f"trainer.enable_progress_bar={args.progress_bar}",
+                f"callbacks.early_stopping.patience={epochs + 1}", "~callbacks.model_summary",
+            ]
+            if case.data_root_needed:
+                overrides.append(f"data.root={args.data_root}")
+            cfg = make_cfg(overrides, Path(tmp) / "run")
+            loop_a = steady(hand_written_loop(cfg, epochs, device, args.precision))
+            fw = steady(framework(cfg, epochs))
+            loop_b = steady(hand_written_loop(cfg, epochs, device, args.precision))
+        loop = (loop_a + loop_b) / 2
+        allowed = max(0.10 * loop, 0.030)
+        rows.append((case.name, case.notes, loop, fw, fw / loop, fw - loop, allowed, fw - loop <= allowed))
+        print(f"{case.name}: loop {loop * 1e3:.1f} ms/epoch, framework {fw * 1e3:.1f} ms/epoch", file=sys.stderr)
+
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    lines = [
+        f"Device: {device_name}; precision {args.precision}; progress bar {'on' if args.progress_bar else 'off'}",
+        "",
+        "| case | notes | loop s/epoch | dlcourse s/epoch | ratio | overhead ms | allowed ms | within budget |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, notes, loop, fw, ratio, over, allowed, ok in rows:
+        lines.append(f"| {name} | {notes} | {loop:.4f} | {fw:.4f} | {ratio:.2f} | {over * 1e3:.1f} | "
+                     f"{allowed * 1e3:.1f} | {'yes' if ok else 'NO'} |")
+    table = "\n".join(lines)
+    print(table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table + "\n")
+    return 0 if all(r[-1] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""K-fold cross-validation: `dlcourse-train experiment=iris_mlp cv.folds=5`.
+
+The training and validation splits are pooled and cut into K folds (stratified by class for
+classification, seeded by `seed`); the test split is untouched (not used). Fold k trains a fresh model
+on the other K-1 folds and validates on fold k, as an ordinary run in `<run_dir>/fold_<k>/` (its own
+checkpoints, figures, metrics.json and TensorBoard run). The run's own metrics.json reports the mean
+(`val`) and standard deviation (`val_std`) of every validation metric over the folds, and the
+per-fold values under `cv`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import statistics
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from dlcourse.config import validate
+from dlcourse.report import flat_hparams, write_json
+
+log = logging.getLogger("dlcourse")
+
+
+def fold_config(cfg: DictConfig, fold: int, run_dir: Path) -> DictConfig:
+    fcfg = copy.deepcopy(cfg)
+    with open_dict(fcfg):
+        fcfg.paths.output_dir = str(run_dir / f"fold_{fold + 1}")
+        fcfg.cv.fold = fold
+        fcfg.test = False  # the test split stays untouched by cross-validation
+        fcfg.ckpt_path = None
+    return fcfg
+
+
+def aggregate(per_fold: list[dict]) -> tuple[dict, dict]:
+    names = [k for k in per_fold[0] if k != "epoch"]
+    mean, std = {}, {}
+    for name in names:
+        values = [float(v[name]) for v in per_fold if name in v]
+        mean[name] = statistics.fmean(values)
+        std[name] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def cross_validate(cfg: DictConfig) -> dict:
+    from dlcourse.train import train
+
+    validate(cfg)
+    folds = int(cfg.cv.folds)
+    if cfg.get("ckpt_path"):
+        from dlcourse.errors import ConfigError
+
+        raise ConfigError("ckpt_path", cfg.ckpt_path, "cannot be combined with cv.folds (each fold trains from scratch)")
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    results = []
+    for k in range(folds):
+        log.info("cross-validation: fold %d of %d", k + 1, folds)
+        results.append(train(fold_config(cfg, k, run_dir)))
+    per_fold = [r["val"] for r in results]
+    mean, std = aggregate(per_fold)
+    opt = cfg.optimized_metric
+    metrics = {
+        "experiment": cfg.name,
+        "status": "completed",
+        "run_dir": str(run_dir),
+        "seed": cfg.seed,
+        "task": results[0].get("task"),
+        "cv": {"folds": folds, "per_fold": per_fold, "fold_dirs": [r["run_dir"] for r in results],
+               "epochs": [r["epochs"] for r in results]},
+        "epochs": round(statistics.fmean(r["epochs"] for r in results), 1),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "params": results[0].get("params"),
+        "val": mean,
+        "val_std": std,
+        "test": {},
+        "optimized_metric": opt,
+        "optimized_value": mean.get(opt) if opt.startswith("val/") else None,
+    }
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        write_json(run_dir / "metrics.json", metrics)
+        log_hparams(cfg, run_dir, mean, std)
+        print_cv(metrics, run_dir)
+    return metrics
+
+
+def log_hparams(cfg: DictConfig, run_dir: Path, mean: dict, std: dict) -> None:
+    """The CV means (and stds) as this run's row in TensorBoard's HParams view."""
+    if not any(lg is not None and "TensorBoard" in str(lg.get("_target_", ""))
+               for lg in (cfg.get("logger") or {}).values()):
+        return
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    lg = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    hp = {**flat_hparams(cfg), "cv.folds": int(cfg.cv.folds)}
+    values = {f"hp/{k.replace('/', '_')}": v for k, v in mean.items()}
+    values.update({f"hp/{k.replace('/', '_')}_std": v for k, v in std.items()})
+    lg.log_hyperparams(hp, values)
+    lg.finalize("success")
+
+
+def print_cv(metrics: dict, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    cv = metrics["cv"]
+    table = Table(title=f"{metrics['experiment']}: {cv['folds']}-fold cross-validation, "
+                        f"{metrics['wall_time_s']:.1f} s (test split not used)")
+    table.add_column("val metric")
+    table.add_column("mean", justify="right")
+    table.add_column("std", justify="right")
+    for k in range(cv["folds"]):
+        table.add_column(f"fold {k + 1}", justify="right")
+    for name, mean in metrics["val"].items():
+        table.add_row(name.split("/", 1)[-1], f"{mean:.4f}", f"{metrics['val_std'][name]:.4f}",
+                      *[f"{f.get(name, float('nan')):.4f}" for f in cv["per_fold"]])
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: {run_dir} (folds in fold_1 ... fold_{cv['folds']})")

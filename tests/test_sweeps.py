@@ -1,0 +1,208 @@
+"""Sweeps (issue 5): grid multirun + summary, failure isolation, Optuna with sqlite storage, joblib
+and submitit_local launchers, K-fold cross-validation, DDP on CPUs. Tiny configs: CPU, seconds each."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import run_cli
+from dlcourse.sweep import summarize, summary_main
+
+TINY = [
+    "experiment=gaussian_mlp",
+    "data.n_train=200",
+    "data.n_val=200",
+    "data.n_test=200",
+    "trainer.max_epochs=2",
+    "trainer.batch_size=50",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.model_summary",
+    "~callbacks.figures",
+]
+
+
+def sweep_dirs(root: Path, name: str = "gaussian_mlp") -> list[Path]:
+    return sorted((root / "outputs" / name / "multirun").glob("*"))
+
+
+def read_summary(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_sweep_summary_failure_and_hparams(tmp_path):
+    """2x2 grid, one learning rate diverges: 4 rows, the diverged jobs failed with their error line,
+    the others completed and sorted best first; exit status 1 only after all ran; HParams per job."""
+    r = run_cli(["-m", *TINY, "optimizer.lr=0.1,1e6", "model.dropout=0,0.25"], cwd=tmp_path)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "2 of 4 jobs failed" in r.stderr
+    (sweep,) = sweep_dirs(tmp_path)
+    rows = read_summary(sweep)
+    assert len(rows) == 4
+    assert sorted((row["optimizer.lr"], row["model.dropout"]) for row in rows) == [
+        ("0.1", "0"), ("0.1", "0.25"), ("1000000.0", "0"), ("1000000.0", "0.25")]
+    done = [row for row in rows if row["status"] == "completed"]
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert {row["optimizer.lr"] for row in done} == {"0.1"} and len(done) == 2
+    assert {row["optimizer.lr"] for row in failed} == {"1000000.0"} and len(failed) == 2
+    assert all("non-finite" in row["error"] for row in failed)
+    assert rows[:2] == sorted(done, key=lambda row: -float(row["val/acc"]))  # best first (max)
+    assert all(row["epochs"] and row["wall_time_s"] for row in done)
+    md = (sweep / "summary.md").read_text()
+    assert "failed: the training loss became non-finite" in md
+    assert "dlcourse-train experiment=gaussian_mlp" in md and "optimizer.lr=0.1" in md  # rerun command
+    for job in (sweep / d["job"] for d in failed):
+        assert json.loads((job / "metrics.json").read_text())["status"] == "failed"
+
+    # HParams: every completed job's TensorBoard run has an hparams session and its final metrics
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for row in done:
+        acc = EventAccumulator(str(sweep / row["job"] / "tensorboard"))
+        acc.Reload()
+        assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
+        assert "hp/val_acc" in acc.Tags()["scalars"]
+
+    # dlcourse-summary rewrites the same files (e.g. for a sweep that was interrupted)
+    (sweep / "summary.csv").unlink()
+    summary_main([str(sweep)])
+    assert len(read_summary(sweep)) == 4
+
+
+def test_summary_of_seed_repeats_and_incomplete_jobs(tmp_path):
+    """seed=1,2,3 x two learning rates: mean and std per configuration; a job without metrics.json
+    (still running / interrupted) is listed as incomplete."""
+    sweep = tmp_path / "sweep"
+    values = {("0.1", "1"): 0.90, ("0.1", "2"): 0.92, ("0.1", "3"): 0.94, ("0.01", "1"): 0.80, ("0.01", "2"): 0.82}
+    for i, ((lr, seed), acc) in enumerate([*values.items(), (("0.01", "3"), None)]):
+        job = sweep / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create(["experiment=iris_mlp", f"optimizer.lr={lr}", f"seed={seed}"]),
+                       job / ".hydra" / "overrides.yaml")
+        OmegaConf.save(OmegaConf.create({"optimized_mode": "max"}), job / ".hydra" / "config.yaml")
+        if acc is not None:
+            (job / "metrics.json").write_text(json.dumps({
+                "status": "completed", "optimized_metric": "val/acc", "optimized_value": acc,
+                "val": {"val/acc": acc, "val/loss": 1 - acc}, "test": {}, "epochs": 3, "wall_time_s": 1.0}))
+    result = summarize(sweep)
+    assert [r["job"] for r in result["rows"]][:2] == [2, 1] and result["rows"][-1]["status"] == "incomplete"
+    groups = {g["config"]["optimizer.lr"]: g for g in result["seeds"]}
+    assert groups["0.1"]["n"] == 3 and groups["0.1"]["val/acc mean"] == pytest.approx(0.92)
+    assert groups["0.1"]["val/acc std"] == pytest.approx(0.02)
+    assert groups["0.01"]["n"] == 2 and groups["0.01"]["val/acc mean"] == pytest.approx(0.81)
+    assert (sweep / "summary_seeds.csv").is_file() and "Over seeds" in (sweep / "summary.md").read_text()
+    assert result["rerun"] == "dlcourse-train experiment=iris_mlp optimizer.lr=0.1 seed=3"
+
+
+def test_optuna_sqlite_study_continues_and_records_failures(tmp_path):
+    import optuna
+
+    args = [*TINY, "hparams_search=gaussian_mlp", "logger=none"]
+    r = run_cli([*args, "hydra.sweeper.n_trials=3"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    db = tmp_path / "outputs" / "gaussian_mlp" / "optuna.db"
+    study = optuna.load_study(study_name="gaussian_mlp", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert study.direction.name == "MAXIMIZE"
+    (sweep,) = sweep_dirs(tmp_path)
+    assert len(read_summary(sweep)) == 3
+
+    # A second invocation continues the same study; a diverging trial is recorded as failed.
+    r = run_cli([*args, "hydra.sweeper.n_trials=1", "optimizer.lr=1e6"], cwd=tmp_path)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
+    study = optuna.load_study(study_name="gaussian_mlp", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 4
+    assert [t.state.name for t in study.trials].count("FAIL") == 1
+
+
+def test_joblib_runs_two_jobs_in_parallel(tmp_path):
+    r = run_cli(["-m", *TINY, "logger=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                 "model.dropout=0,0.1"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in r.stdout + r.stderr
+    (sweep,) = sweep_dirs(tmp_path)
+    rows = read_summary(sweep)
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    logs = [(sweep / str(i) / "train.log").read_text() for i in (0, 1)]
+    assert all("CPU threads" in log for log in logs)  # each job got its share of the CPUs
+    # Both jobs ran at the same time: each started before the other finished.
+    spans = [((sweep / str(i) / ".hydra" / "config.yaml").stat().st_mtime, (sweep / str(i) / "metrics.json").stat().st_mtime)
+             for i in (0, 1)]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+
+
+def test_submitit_local_runs_a_job(tmp_path):
+    r = run_cli(["-m", *TINY, "logger=none", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    (sweep,) = sweep_dirs(tmp_path)
+    assert [row["status"] for row in read_summary(sweep)] == ["completed"]
+    assert (sweep / ".submitit").is_dir()
+
+
+def test_cross_validation_iris_five_folds(tmp_path):
+    r = run_cli(["experiment=iris_mlp", "cv.folds=5", "trainer.max_epochs=3", "trainer.accelerator=cpu",
+                 "trainer.enable_progress_bar=false", "~callbacks.model_summary", "~callbacks.figures"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "5-fold cross-validation" in r.stdout
+    (run_dir,) = (tmp_path / "outputs" / "iris_mlp").glob("*")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["cv"]["folds"] == 5 and len(m["cv"]["per_fold"]) == 5
+    for name in ("val/acc", "val/loss"):
+        folds = [f[name] for f in m["cv"]["per_fold"]]
+        assert m["val"][name] == pytest.approx(sum(folds) / 5)
+        assert m["val_std"][name] >= 0
+    assert m["optimized_value"] == pytest.approx(m["val"]["val/acc"])
+    assert m["test"] == {}  # the test split is not used
+    for k in range(1, 6):
+        fold = json.loads((run_dir / f"fold_{k}" / "metrics.json").read_text())
+        assert fold["status"] == "completed" and (run_dir / f"fold_{k}" / "tensorboard").is_dir()
+
+
+def test_cross_validation_folds_partition_train_and_val(cfg_factory):
+    from dlcourse.train import build_datamodule
+
+    plain = build_datamodule(cfg_factory("experiment=iris_mlp"))
+    plain.setup("fit")
+    pool = sorted(tuple(row) for split in ("train", "val") for row in plain.splits[split][0].tolist())
+    seen = []
+    for k in range(5):
+        cfg = cfg_factory("experiment=iris_mlp", "cv.folds=5", f"+cv.fold={k}")
+        dm = build_datamodule(cfg)
+        dm.setup("fit")
+        x_val, y_val = dm.splits["val"]
+        assert len(dm.splits["test"][0]) == 30 and len(x_val) == 24 and len(dm.splits["train"][0]) == 96
+        assert sorted(y_val.bincount().tolist()) == [8, 8, 8]  # stratified
+        seen += [tuple(row) for row in x_val.tolist()]
+    assert sorted(seen) == pool  # every train+val example validates exactly once
+
+
+def test_cv_folds_is_validated(tmp_path):
+    r = run_cli(["experiment=iris_mlp", "cv.folds=1"], cwd=tmp_path)
+    assert r.returncode == 2 and "cv.folds" in r.stderr
+
+
+@pytest.mark.skipif(os.cpu_count() is None, reason="needs CPUs")
+def test_ddp_cpu_matches_single_process_and_writes_one_run_dir(tmp_path):
+    args = [*TINY, "logger=none", "trainer.batch_size=full", "trainer.max_epochs=3"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    single.mkdir()
+    ddp.mkdir()
+    r1 = run_cli(args, cwd=single)
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    r2 = run_cli([*args, "trainer=ddp_cpu"], cwd=ddp)
+    assert r2.returncode == 0, r2.stdout[-2000:] + r2.stderr[-3000:]
+    dirs = list((ddp / "outputs" / "gaussian_mlp").iterdir())
+    assert len(dirs) == 1, dirs  # one run directory, not one per rank
+    (one,) = (single / "outputs" / "gaussian_mlp").iterdir()
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one, dirs[0]))
+    for split in ("val", "test"):
+        for k, v in m1[split].items():
+            assert m2[split][k] == pytest.approx(v, abs=2e-3), k
