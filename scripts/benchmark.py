@@ -24,14 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import make_cfg  # noqa: E402  (one way to compose configs, shared with the tests)
-
 from dlcourse.callbacks.timer import EpochTimer  # noqa: E402
 from dlcourse.metrics import compute_loss, resolve_loss  # noqa: E402
 from dlcourse.train import build_datamodule, train  # noqa: E402

@@ -136,7 +136,7 @@ def test_csv_regression(cfg_factory, tmp_path):
     x = torch.rand(300, 2, generator=g)
     y = 3 * x[:, 0] - 2 * x[:, 1] + 0.05 * torch.randn(300, generator=g)
     path = tmp_path / "r.csv"
-    path.write_text("a,b,y\n" + "\n".join(f"{a:.4f},{b:.4f},{t:.4f}" for (a, b), t in zip(x.tolist(), y.tolist())))
+    path.write_text("a,b,y\n" + "\n".join(f"{a:.4f},{b:.4f},{t:.4f}" for (a, b), t in zip(x.tolist(), y.tolist(), strict=True)))
     cfg = cfg_factory("data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "loss=mae",
                       "trainer.max_epochs=60", "trainer.batch_size=32", "optimizer.lr=0.01")
     metrics = train(cfg)

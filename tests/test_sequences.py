@@ -23,6 +23,7 @@ SEQUENCE_EXPERIMENTS = ["sine_naive", "sine_linear", "sine_rnn", "sine_rnn_10", 
                         "sine_seq2seq", "sine_lstm", "sine_gru", "sine_wavenet"]
 # Small and quick: a few hundred series, a short, shallow run.
 SMALL = ["data.n_series=300", "logger=none", "~callbacks.lr_monitor"]
+NO_FIGURES = [*SMALL, "~callbacks.figures"]  # where the test is about numbers, not figures
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -165,7 +166,7 @@ def test_each_sequence_experiment_runs_one_epoch(cfg_factory, name):
 
 
 def test_naive_mse_equals_numpy(cfg_factory):
-    cfg = cfg_factory("experiment=sine_naive", *SMALL)
+    cfg = cfg_factory("experiment=sine_naive", *NO_FIGURES)
     metrics = train(cfg)
     dm = SineDataModule(n_series=300, n_steps=50, horizon=1, seed=cfg.seed)
     series = dm.generate().astype(np.float64)
@@ -177,10 +178,10 @@ def test_naive_mse_equals_numpy(cfg_factory):
 
 def test_seq2seq_last_step_mse_is_the_last_steps_forecast(cfg_factory, tmp_path):
     """For the naive forecast, seq2seq's mse_last must equal the `last` head's MSE at horizon 10."""
-    cfg = cfg_factory("experiment=sine_naive", "model.head=seq2seq", "data.horizon=10", *SMALL)
+    cfg = cfg_factory("experiment=sine_naive", "model.head=seq2seq", "data.horizon=10", *NO_FIGURES)
     cfg.paths.output_dir = str(tmp_path / "seq2seq")
     seq = train(cfg)
-    last = train(cfg_factory("experiment=sine_naive", "data.horizon=10", *SMALL))
+    last = train(cfg_factory("experiment=sine_naive", "data.horizon=10", *NO_FIGURES))
     assert seq["val"]["val/mse_last"] == pytest.approx(last["val"]["val/mse"], rel=1e-5)
     assert seq["val"]["val/mse"] != pytest.approx(seq["val"]["val/mse_last"])
 

@@ -78,7 +78,7 @@ def precision_recall_figure(preds: torch.Tensor, targets: torch.Tensor, class_na
 
 
 def misclassified_figure(x: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor, class_names: list[str],
-                         n: int = 32):
+                         n: int = 32, total: int | None = None):
     """x in [0, 1]: the first n misclassified test images, titled true -> predicted (probability)."""
     hard = preds.argmax(-1)
     wrong = (hard != targets).nonzero().flatten()[:n]
@@ -87,7 +87,8 @@ def misclassified_figure(x: torch.Tensor, preds: torch.Tensor, targets: torch.Te
         _show(ax, x[i])
         ax.axis("on")
         ax.set_title(f"{class_names[targets[i]]}->{class_names[hard[i]]} ({preds[i, hard[i]]:.2f})", fontsize=7)
-    fig.suptitle(f"misclassified test images: true -> predicted (probability); {int((hard != targets).sum())} in all")
+    total = int((hard != targets).sum()) if total is None else total
+    fig.suptitle(f"misclassified test images: true -> predicted (probability); {total} in all")
     fig.tight_layout()
     return fig
 
@@ -137,7 +138,7 @@ def test_figures(model, x_test: torch.Tensor, preds: torch.Tensor, targets: torc
         hard = preds.argmax(-1)
         wrong = (hard != targets).nonzero().flatten()[:32]
         figs["misclassified"] = misclassified_figure(denormalize(x_test[wrong]), preds[wrong], targets[wrong],
-                                                     class_names, n=32)
+                                                     class_names, n=32, total=int((hard != targets).sum()))
     if first_conv_layer(model) is not None:
         figs["first_layer_filters"] = filters_figure(model)
         # A few test images: one per class where possible, so every class gets explained.

@@ -11,7 +11,14 @@ from torch import nn
 from torchmetrics.aggregation import CatMetric
 
 from dlcourse.errors import NonFiniteLossError
-from dlcourse.metrics import compute_loss, correct_count, make_metrics, metric_targets, predictions, resolve_loss
+from dlcourse.metrics import (
+    compute_loss,
+    correct_count,
+    make_metrics,
+    metric_targets,
+    predictions,
+    resolve_loss,
+)
 
 
 class Task(L.LightningModule):
@@ -112,7 +119,7 @@ class Task(L.LightningModule):
         if self._seen and int(self._nonfinite) > 0:
             lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
             raise NonFiniteLossError(
-                f"the training loss became non-finite (nan or inf) in epoch {self.current_epoch}; "
+                f"the loss became non-finite (nan or inf) in epoch {self.current_epoch}; "
                 f"the run stopped and its last good checkpoint stays. Try a lower learning rate "
                 f"(optimizer.lr is {lr:g} now) or gradient clipping (trainer.gradient_clip_val=1.0)"
             )

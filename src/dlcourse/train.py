@@ -7,7 +7,6 @@ and write the run's metrics.json, figures and TensorBoard HParams entry.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
@@ -29,7 +27,7 @@ from dlcourse.checkpoints import read_checkpoint
 from dlcourse.cli import CONF_DIR, fail, preflight
 from dlcourse.config import validate
 from dlcourse.errors import CheckpointError, ConfigError, DlcourseError
-from dlcourse.metrics import FAMILY, LOSSES, resolve_loss
+from dlcourse.metrics import LOSSES, resolve_loss
 from dlcourse.models.layers import count_parameters
 from dlcourse.report import flat_hparams, print_summary, write_json
 from dlcourse.task import Task

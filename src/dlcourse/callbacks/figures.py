@@ -13,11 +13,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torchmetrics.functional.classification import (
+    binary_auroc,
     binary_roc,
+    multiclass_auroc,
     multiclass_confusion_matrix,
     multiclass_roc,
 )
-from torchmetrics.functional.classification import binary_auroc, multiclass_auroc
 
 from dlcourse import plots
 

@@ -19,4 +19,4 @@ class EpochTimer(L.Callback):
 
     @property
     def epoch_seconds(self) -> list[float]:
-        return [b - a for a, b in zip(self.starts, self.starts[1:])]
+        return [b - a for a, b in zip(self.starts, self.starts[1:], strict=False)]

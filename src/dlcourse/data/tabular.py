@@ -38,6 +38,17 @@ class TabularDataModule(InMemoryDataModule):
             self.std = train_x.std(0).clamp_min(1e-8)
         return {split: (self.preprocess(x[i]), y[i]) for split, i in parts.items()}
 
+    def fold_splits(self, splits: dict, fold: int, folds: int) -> dict:
+        """Cross-validation folds standardised with each fold's own training rows (no peeking at its
+        validation fold): undo the split-time scaling, cut the folds, then scale again."""
+        if self.mean is None:
+            return super().fold_splits(splits, fold, folds)
+        raw = {name: (x * self.std + self.mean, y) for name, (x, y) in splits.items()}
+        parts = super().fold_splits(raw, fold, folds)
+        self.mean = parts["train"][0].mean(0)
+        self.std = parts["train"][0].std(0).clamp_min(1e-8)
+        return {name: (self.preprocess(x), y) for name, (x, y) in parts.items()}
+
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         return (x - self.mean) / self.std if self.mean is not None else x
