@@ -82,27 +82,44 @@ class Task(L.LightningModule):
         over several batches at once. `trainer.global_step` still counts every optimizer step."""
         optimizer = self.optimizers() if self._trainable else None
         scheduler = self.lr_schedulers() if self._trainable and self.scheduler_interval == "step" else None
+        # Direct path: plain backward() and the torch optimizer, where Lightning's wrappers add only
+        # hooks (about 2 ms a step here, 10-30% of a small model's epoch). Lightning's path stays for
+        # 16-bit mixed precision (gradient scaler) and DDP (its backward bookkeeping).
+        direct = optimizer is not None and self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
+        sum_loss, sum_correct, nonfinite, seen = 0.0, 0.0, 0, 0  # summed locally: one module update per call
         for batch in group if isinstance(group, list) else [group]:
             x, y = batch[0], batch[1]
             out = self.model(x)
             loss = compute_loss(self.loss_name, out, y)
-            n = len(y)
-            self._sum_loss += loss.detach() * n
-            self._seen += n
-            self._nonfinite += (~torch.isfinite(loss.detach())).long()
+            seen += len(y)
+            sum_loss = sum_loss + loss.detach() * len(y)
+            nonfinite = nonfinite + (~torch.isfinite(loss.detach())).long()
             if self.task != "regression":
-                self._sum_correct += correct_count(self.task, out.detach(), y)
+                sum_correct = sum_correct + correct_count(self.task, out.detach(), y)
             if optimizer is None:
                 continue  # nothing to train (e.g. the naive forecast): the run only evaluates it
             if self.l1 > 0:
                 loss = loss + self.l1 * self._l1_penalty()
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            if self.gradient_clip_val:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
-            optimizer.step()
+            if direct:
+                loss.backward()
+                if self.gradient_clip_val:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.gradient_clip_val)
+                optimizer._on_before_step()  # Lightning's step counter: trainer.global_step stays exact
+                optimizer.optimizer.step()
+                optimizer._on_after_step()
+            else:
+                self.manual_backward(loss)
+                if self.gradient_clip_val:
+                    self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val,
+                                        gradient_clip_algorithm="norm")
+                optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+        self._sum_loss += sum_loss
+        self._sum_correct += sum_correct
+        self._nonfinite += nonfinite
+        self._seen += seen
 
     def _step_epoch_scheduler(self):
         if not self._trainable or self.scheduler_factory is None or self.scheduler_interval != "epoch":

@@ -10,6 +10,18 @@ from dlcourse.data.tabular import TabularDataModule
 from dlcourse.errors import DataError
 
 
+def read_csv(path: Path):
+    """The user's CSV as a DataFrame, or one line saying why it cannot be read."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"data.path={str(path)!r}: no such file")
+    try:
+        return pd.read_csv(path)
+    except Exception as e:  # pandas raises many kinds; the user needs the file and the reason
+        raise DataError(f"data.path={str(path)!r}: cannot read as CSV ({e})") from e
+
+
 class CSVDataModule(TabularDataModule):
     def __init__(
         self,
@@ -31,12 +43,7 @@ class CSVDataModule(TabularDataModule):
     def load_table(self):
         import pandas as pd
 
-        if not self.path.is_file():
-            raise DataError(f"data.path={str(self.path)!r}: no such file")
-        try:
-            df = pd.read_csv(self.path)
-        except Exception as e:  # pandas raises many kinds; the user needs the file and the reason
-            raise DataError(f"data.path={str(self.path)!r}: cannot read as CSV ({e})") from e
+        df = read_csv(self.path)
         if self.target not in df.columns:
             raise DataError(f"data.target={self.target!r} is not a column of {self.path}; columns: {', '.join(df.columns)}")
         features = self.features or [c for c in df.columns if c != self.target]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcourse.data.csv import read_csv
 from dlcourse.data.series import SeriesDataModule
 from dlcourse.errors import ConfigError, DataError
 
@@ -43,12 +44,7 @@ class CSVSeriesDataModule(SeriesDataModule):
     def load_series(self) -> dict[str, np.ndarray]:
         import pandas as pd
 
-        if not self.path.is_file():
-            raise DataError(f"data.path={str(self.path)!r}: no such file")
-        try:
-            df = pd.read_csv(self.path)
-        except Exception as e:  # pandas raises many kinds; the user needs the file and the reason
-            raise DataError(f"data.path={str(self.path)!r}: cannot read as CSV ({e})") from e
+        df = read_csv(self.path)
         columns = self.columns or [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         if not columns:
             raise DataError(f"{self.path} has no numeric column; name the series with data.columns")
