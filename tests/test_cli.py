@@ -111,7 +111,8 @@ def test_kill_and_resume_gives_the_same_metrics(tmp_path):
             assert got[split][key] == pytest.approx(value, abs=1e-6), key
 
 
-def test_resume_errors_are_one_line(tmp_path, capsys):
+def test_resume_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))  # no earlier runs: `last` has nothing to find
     bad = tmp_path / "garbage.ckpt"
     bad.write_bytes(b"not a checkpoint")
     result = run_cli([*TINY, f"ckpt_path={bad}"], tmp_path)
