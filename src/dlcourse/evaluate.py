@@ -17,7 +17,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from dlcourse.checkpoints import read_checkpoint
@@ -25,6 +24,7 @@ from dlcourse.cli import fail
 from dlcourse.errors import CheckpointError, DataError, DlcourseError
 from dlcourse.report import write_json
 from dlcourse.task import Task
+from dlcourse.train import build_datamodule, instantiate_checked
 
 USAGE = "usage: dlcourse-eval ckpt_path=PATH [split=test|val] [predict=INPUTS.csv] [output=PATH] [data.KEY=V] [trainer.KEY=V]"
 OWN_KEYS = ("ckpt_path", "split", "predict", "output")
@@ -67,15 +67,15 @@ def load(path: Path, dotlist: list[str]):
     ckpt = read_checkpoint(path, need=("state_dict", "dlcourse_config", "dlcourse_io"))
     cfg = OmegaConf.merge(OmegaConf.create(ckpt["dlcourse_config"]), OmegaConf.from_dotlist(dotlist))
     io = ckpt["dlcourse_io"]
-    model = instantiate(cfg.model, input_shape=tuple(io["input_shape"]), num_outputs=io["num_outputs"], _convert_="all")
+    model = instantiate_checked(cfg.model, input_shape=tuple(io["input_shape"]), num_outputs=io["num_outputs"],
+                                _convert_="all")
     task = Task(model, task=io["task"], num_classes=len(io["class_names"]) if io.get("class_names") else None,
                 loss=cfg.loss, config=ckpt["dlcourse_config"], io=io)
     try:
         task.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path} does not fit its model: {str(e).splitlines()[0]}") from None
-    dm = instantiate(cfg.data, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
-                     seed=cfg.seed, _convert_="all")
+    dm = build_datamodule(cfg)  # as in training (batching, cross-validation fold)
     state = ckpt.get(type(dm).__qualname__)
     if state:
         dm.load_state_dict(state)
