@@ -3,6 +3,7 @@
     python scripts/reproduce.py                      # every row of ROWS
     python scripts/reproduce.py --only mnist_mlp,mnist_cnn
     python scripts/reproduce.py --data-root /path/to/datasets --set trainer.accelerator=gpu
+    python scripts/reproduce.py --jobs 2 --threads 1   # two rows at a time, one core each
     make reproduce ARGS="--only mnist_lenet5"
 
 Each row is one named experiment (`experiment=<name>` plus the row's overrides), run in its own
@@ -19,7 +20,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an extra override for every row (repeatable), e.g. --set trainer.accelerator=gpu")
     p.add_argument("--out", default=str(REPO / "outputs" / "reproduce.md"), help="markdown table file")
+    p.add_argument("--runs", default=str(REPO / "outputs" / "reproduce"), help="where the rows' run directories go")
     p.add_argument("--list", action="store_true", help="list the rows and exit")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is fastest on a CPU shared with other jobs)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="rows run at the same time (e.g. --jobs 2 --threads 1 on two cores)")
     args = p.parse_args(argv)
 
     if args.list:
@@ -161,13 +167,26 @@ def main(argv: list[str] | None = None) -> int:
     out_md = Path(args.out)
     out_md.parent.mkdir(parents=True, exist_ok=True)
     store = out_md.with_suffix(".json")
-    results = json.loads(store.read_text()) if store.is_file() else {}
+
+    def stored() -> dict:  # re-read each time: rows finished by other jobs or another reproduce.py stay in
+        return json.loads(store.read_text()) if store.is_file() else {}
+
+    results = stored()
     data_root = Path(args.data_root).resolve()
-    for row in selected:
+    lock = threading.Lock()
+
+    def record(row: Row) -> None:
         print(f"== {row.name}", flush=True)
-        results[row.name] = run_row(row, data_root, list(args.set), REPO / "outputs" / "reproduce", args.threads)
-        store.write_text(json.dumps(results, indent=2))
-        out_md.write_text(table(ROWS, results) + "\n")
+        result = run_row(row, data_root, list(args.set), Path(args.runs), args.threads)
+        with lock:
+            results.update(stored())
+            results[row.name] = result
+            store.write_text(json.dumps(results, indent=2))
+            out_md.write_text(table(ROWS, results) + "\n")
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # each row is its own process; threads only wait
+        list(pool.map(record, selected))
+    results.update(stored())
     text = table(ROWS, results)
     out_md.write_text(text + "\n")
     print(text)
