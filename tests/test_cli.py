@@ -32,6 +32,8 @@ BAD_INPUTS = [
     (["loss=mse"], "loss='mse'", "does not fit a classification task"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0", ">= 1"),
     (["+model.hiden=3"], "model.hiden=3", "unknown key; accepted:"),
+    # gaussian_mlp sets SGD's momentum; Adam has none: the line says how to drop it
+    (["optimizer=adam"], "optimizer.momentum=0.9", "~optimizer.momentum"),
     (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1", ">= 0"),
     (["data=csv"], "data.path='???'", "is required"),
 ]

@@ -180,3 +180,27 @@ def test_tensor_loader_shards_cover_everything_once_per_epoch():
     assert torch.equal(a, again)  # and the same order for the same (seed, epoch)
     evals = [torch.cat([b[0] for b in TensorLoader([x], 50, rank=r, world_size=2)]) for r in range(2)]
     assert sorted(torch.cat(evals).tolist()) == list(range(103))  # evaluation: exact, no padding
+
+
+def test_auroc_is_exact_with_ties_and_ignores_absent_classes():
+    from torchmetrics.functional.classification import binary_auroc, multiclass_auroc
+
+    from dlcourse.metrics import AUROC
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(3000, 4, generator=g) * 2, dim=1)
+    probs = torch.round(probs * 20) / 20  # many tied scores
+    y = torch.randint(0, 4, (3000,), generator=g)
+    ours = AUROC(num_classes=4)
+    for i in range(0, 3000, 512):  # batch by batch, as validation feeds it
+        ours.update(probs[i : i + 512], y[i : i + 512])
+    assert float(ours.compute()) == pytest.approx(float(multiclass_auroc(probs, y, 4)), abs=1e-6)
+    binary = AUROC()
+    binary.update(probs[:, 1], (y == 1).long())
+    assert float(binary.compute()) == pytest.approx(float(binary_auroc(probs[:, 1], (y == 1).long())), abs=1e-6)
+
+    y_missing = torch.where(y == 3, 0, y)  # class 3 absent: no AUC for it, the mean is over 0, 1, 2
+    partial = AUROC(num_classes=4)
+    partial.update(probs, y_missing)
+    per_class = [float(binary_auroc(probs[:, c], (y_missing == c).long())) for c in range(3)]
+    assert float(partial.compute()) == pytest.approx(sum(per_class) / 3, abs=1e-6)

@@ -78,7 +78,7 @@ def resume_overrides(overrides: list[str], cfg) -> list[str]:
     """Resume in the original run directory with the original overrides (later ones win), so the
     checkpoint callback, TensorBoard curves and metrics continue where the run stopped."""
     value = next(o.split("=", 1)[1] for o in overrides if o.startswith("ckpt_path="))
-    ckpt = find_checkpoint(value, cfg).resolve()
+    ckpt = find_checkpoint(value, cfg).absolute()  # not resolve(): last.ckpt may be a link into the run
     rest = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
     earlier: list[str] = []
@@ -86,9 +86,9 @@ def resume_overrides(overrides: list[str], cfg) -> list[str]:
         saved = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
         earlier = [o for o in saved if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
         rest = [o for o in rest if o not in earlier]
-    result = [*earlier, *rest, f"ckpt_path={ckpt}"]
+    result = [*earlier, *rest, f"ckpt_path='{ckpt}'"]  # quoted: checkpoint names hold '=' (epoch=003-...)
     if run_dir is not None:
-        result.append(f"hydra.run.dir={run_dir}")
+        result.append(f"hydra.run.dir='{run_dir}'")
     return result
 
 

@@ -23,7 +23,8 @@ PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true",
 # Keys a group config may carry that are not constructor arguments (the task consumes them).
 TASK_KEYS = {"optimizer": {"l1"}, "scheduler": {"interval", "monitor"}}
 # Arguments the framework fills in; the user must not set them in the group's YAML.
-FILLED_IN = {"data": {"batch_size", "eval_batch_size", "seed", "steps_per_call"}, "model": {"input_shape", "num_outputs"}}
+FILLED_IN = {"data": {"batch_size", "eval_batch_size", "seed", "steps_per_call"}, "model": {"input_shape", "num_outputs"},
+             "optimizer": {"params"}, "scheduler": {"optimizer"}}
 
 
 def _is_number(v) -> bool:
@@ -79,7 +80,10 @@ def check_signature(group: str, node: DictConfig) -> type | None:
         if key in FILLED_IN.get(group, ()):
             raise ConfigError(f"{group}.{key}", node[key], "is filled in by dlcourse; remove it")
         if key not in accepted and not (takes_kwargs and group not in ("data", "model")):
-            raise ConfigError(f"{group}.{key}", node[key], "unknown key; accepted: " + ", ".join(sorted(accepted)))
+            # A typo, or a key an experiment set for the option it chose (experiment=gaussian_mlp sets SGD's
+            # momentum; optimizer=adam takes none): say how to drop it.
+            raise ConfigError(f"{group}.{key}", node[key], "unknown key; accepted: " + ", ".join(sorted(accepted))
+                              + f" (to drop a key set by the experiment for another option: ~{group}.{key})")
     return cls
 
 

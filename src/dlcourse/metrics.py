@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchmetrics as tm
@@ -60,6 +61,61 @@ def correct_count(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor
     return (out.argmax(-1) == y).sum()
 
 
+def rank_auroc(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Exact ROC AUC of every column of `scores` [N, K] against the 0/1 `positive` [N, K], as the
+    Mann-Whitney statistic with tied scores counted half (the same value as the trapezoidal area
+    under the ROC curve). All columns at once, one sort, no per-class loop. nan for a column
+    without positives or negatives."""
+    scores, positive = scores.T.contiguous(), positive.T  # [K, N]: sort along contiguous rows
+    n = scores.shape[1]
+    if scores.device.type == "cpu":  # numpy's unstable argsort: 3x faster than torch's sort here
+        order = torch.from_numpy(np.argsort(scores.numpy(), axis=1))  # ties are averaged: order within them is moot
+        ranked = scores.gather(1, order)
+    else:
+        ranked, order = scores.sort(dim=1)
+    idx = torch.arange(n, device=scores.device).expand_as(ranked)
+    starts = torch.ones_like(ranked, dtype=torch.bool)
+    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    # Each run of equal scores gets the average of its positions: its first position carried
+    # forward, its last carried backward.
+    first = torch.where(starts, idx, 0).cummax(dim=1).values
+    last = torch.where(ends, idx, n).flip(1).cummin(dim=1).values.flip(1)
+    avg_rank = (first + last).double() / 2 + 1  # 1-based
+    pos = positive.gather(1, order).double()
+    n_pos = pos.sum(1)
+    u = (avg_rank * pos).sum(1) - n_pos * (n_pos + 1) / 2
+    return (u / (n_pos * (n - n_pos))).float()  # 0/0 = nan where a class is missing
+
+
+class AUROC(tm.Metric):
+    """Exact ROC AUC: binary, or one-vs-rest macro over the classes present in the split (a class
+    with no examples has no AUC; torchmetrics would count it as 0). One sort for all classes:
+    torchmetrics' AUROC loops over classes, ~10 ms per evaluation of 16,000 MNIST images, a
+    sixth of the framework's time budget per epoch."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int | None = None):
+        super().__init__()
+        self.num_classes = num_classes  # None: binary (probabilities of the positive class)
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("targets", default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        self.scores.append(probs.detach().float())
+        self.targets.append(target.detach())
+
+    def compute(self) -> torch.Tensor:
+        scores = torch.cat(self.scores) if isinstance(self.scores, list) else self.scores
+        targets = torch.cat(self.targets) if isinstance(self.targets, list) else self.targets
+        if self.num_classes is None:
+            return rank_auroc(scores.reshape(-1, 1), targets.reshape(-1, 1).long())[0]
+        onehot = F.one_hot(targets.long(), self.num_classes)
+        return rank_auroc(scores, onehot).nanmean()
+
+
 class LastOutputsMSE(tm.Metric):
     """MSE of the last `k` columns of the flattened (N, -1) outputs only. A data module declares k as
     `last_outputs`: for a sequence-to-sequence forecast, the values forecast after the last input step
@@ -91,7 +147,7 @@ def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
             "recall": C.BinaryRecall(),
             "f1": C.BinaryF1Score(),
             "specificity": C.BinarySpecificity(),
-            "auroc": C.BinaryAUROC(),
+            "auroc": AUROC(),
         }
     elif task == "multiclass":
         k = dict(num_classes=num_classes, average="macro")
@@ -101,7 +157,7 @@ def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
             "recall": C.MulticlassRecall(**k),
             "f1": C.MulticlassF1Score(**k),
             "specificity": C.MulticlassSpecificity(**k),
-            "auroc": C.MulticlassAUROC(num_classes=num_classes, average="macro"),
+            "auroc": AUROC(num_classes),
         }
     else:
         metrics = {"mse": R.MeanSquaredError(), "mae": R.MeanAbsoluteError()}

@@ -86,16 +86,17 @@ class Task(L.LightningModule):
         # hooks (about 2 ms a step here, 10-30% of a small model's epoch). Lightning's path stays for
         # 16-bit mixed precision (gradient scaler) and DDP (its backward bookkeeping).
         direct = optimizer is not None and self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
-        sum_loss, sum_correct, nonfinite, seen = 0.0, 0.0, 0, 0  # summed locally: one module update per call
+        # Per-batch values are only collected here and summed once per call: each tiny tensor op costs
+        # ~20 us on a CPU, which added up to ~4% of an MNIST-MLP epoch when summed batch by batch.
+        losses, sizes, correct = [], [], []
         for batch in group if isinstance(group, list) else [group]:
             x, y = batch[0], batch[1]
             out = self.model(x)
             loss = compute_loss(self.loss_name, out, y)
-            seen += len(y)
-            sum_loss = sum_loss + loss.detach() * len(y)
-            nonfinite = nonfinite + (~torch.isfinite(loss.detach())).long()
+            losses.append(loss.detach())
+            sizes.append(len(y))
             if self.task != "regression":
-                sum_correct = sum_correct + correct_count(self.task, out.detach(), y)
+                correct.append(correct_count(self.task, out.detach(), y))
             if optimizer is None:
                 continue  # nothing to train (e.g. the naive forecast): the run only evaluates it
             if self.l1 > 0:
@@ -116,10 +117,12 @@ class Task(L.LightningModule):
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-        self._sum_loss += sum_loss
-        self._sum_correct += sum_correct
-        self._nonfinite += nonfinite
-        self._seen += seen
+        losses = torch.stack(losses).float()
+        self._sum_loss += losses @ torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
+        self._nonfinite += (~torch.isfinite(losses)).sum()
+        if correct:
+            self._sum_correct += torch.stack(correct).sum()
+        self._seen += sum(sizes)
 
     def _step_epoch_scheduler(self):
         if not self._trainable or self.scheduler_factory is None or self.scheduler_interval != "epoch":
