@@ -70,7 +70,7 @@ def test_iris_learns_above_chance(cfg_factory):
 
 def test_bf16_mixed_precision_on_cpu_learns(cfg_factory, monkeypatch):
     """trainer.precision=bf16-mixed runs the forward passes under bf16 autocast on a CPU too (mnist_best
-    uses it: about 3x faster with AMX) and still learns."""
+    uses it: 1.8x faster steps with AMX) and still learns."""
     import dlcourse.train as T
 
     dtypes, original = set(), T.build_task
