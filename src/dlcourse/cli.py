@@ -62,7 +62,8 @@ def find_checkpoint(value: str, cfg) -> Path:
     """`last` -> newest last.ckpt of this experiment; a run directory -> its last.ckpt; else a file."""
     if value == "last":
         root = Path(cfg.paths.output_root) / cfg.name
-        found = sorted(root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        # exists(): a link whose target is gone (a run killed while relinking) is no checkpoint
+        found = sorted((p for p in root.glob("*/checkpoints/last.ckpt") if p.exists()), key=lambda p: p.stat().st_mtime)
         if not found:
             raise CheckpointError(f"ckpt_path=last: no last.ckpt under {root}/*/checkpoints to resume")
         return found[-1]
