@@ -28,14 +28,13 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import make_cfg  # noqa: E402  (one way to compose configs, shared with the tests)
 from dlcourse.callbacks.timer import EpochTimer  # noqa: E402
 from dlcourse.metrics import compute_loss, resolve_loss  # noqa: E402
-from dlcourse.train import build_datamodule, train  # noqa: E402
+from dlcourse.train import build_datamodule, build_optimizer, train  # noqa: E402
 
 
 @dataclass
@@ -68,9 +67,7 @@ def hand_written_loop(cfg, epochs: int, device: torch.device, precision: str) ->
     dm.setup("fit")
     torch.manual_seed(cfg.seed)
     model = instantiate(cfg.model, input_shape=dm.input_shape, num_outputs=dm.num_outputs, _convert_="all").to(device)
-    opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    opt_cfg.pop("l1", None)
-    optimizer = instantiate(opt_cfg)(model.parameters())
+    optimizer = build_optimizer(cfg)[0](model.parameters())
     loss_name = resolve_loss(dm.task, cfg.loss)
     (xt, yt), (xv, yv) = [tuple(t.to(device) for t in dm.splits[s]) for s in ("train", "val")]
     bs, ebs = dm.train_batch_size, dm._eval_batch_size()

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import make_cfg  # noqa: E402  (one way to compose configs, shared with the tests)
 from dlcourse.metrics import compute_loss  # noqa: E402
+from dlcourse.train import build_optimizer  # noqa: E402
 
 # experiment -> the shape of one input, as its data module serves it
 CASES = {"mnist_best": (1, 28, 28), "mnist_cnn": (1, 28, 28), "mnist_lenet5": (1, 28, 28),
@@ -38,9 +38,7 @@ def time_steps(cfg, shape, device: torch.device, bf16: bool, steps: int) -> floa
     """Median seconds per training step (after 3 warm-up steps)."""
     torch.manual_seed(0)
     model = instantiate(cfg.model, input_shape=shape, num_outputs=10, _convert_="all").to(device).train()
-    opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    opt_cfg.pop("l1", None)
-    optimizer = instantiate(opt_cfg)(model.parameters())
+    optimizer = build_optimizer(cfg)[0](model.parameters())
     bs = int(cfg.trainer.batch_size)
     x, y = torch.randn(bs, *shape, device=device), torch.randint(0, 10, (bs,), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()

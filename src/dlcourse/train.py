@@ -79,21 +79,28 @@ def build_datamodule(cfg: DictConfig):
     return dm
 
 
+def build_optimizer(cfg: DictConfig):
+    """The optimizer factory (call it with the parameters) and the L1 coefficient, which the task
+    applies itself and torch's optimizers do not take."""
+    opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    l1 = opt_cfg.pop("l1", 0.0)
+    return instantiate(opt_cfg), l1
+
+
 def build_task(cfg: DictConfig, dm) -> Task:
     loss = resolve_loss(dm.task, cfg.loss)
     if dm.task not in LOSSES[loss]:  # e.g. bce on a CSV that turned out to have 3 classes
         allowed = [n for n, tasks in LOSSES.items() if dm.task in tasks]
         raise ConfigError("loss", cfg.loss, f"does not fit this {dm.task} data; allowed: auto, " + ", ".join(allowed))
     model = instantiate_checked(cfg.model, input_shape=dm.input_shape, num_outputs=dm.num_outputs, _convert_="all")
-    opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    l1 = opt_cfg.pop("l1", 0.0)
+    optimizer, l1 = build_optimizer(cfg)
     sched_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True)
     scheduler, interval, monitor = None, "epoch", "val/loss"
     if sched_cfg.get("_target_") is not None:
         interval, monitor = sched_cfg.pop("interval", "epoch"), sched_cfg.pop("monitor", "val/loss")
         scheduler = instantiate(sched_cfg)
     return Task(
-        model, task=dm.task, num_classes=dm.num_classes, loss=loss, optimizer=instantiate(opt_cfg),
+        model, task=dm.task, num_classes=dm.num_classes, loss=loss, optimizer=optimizer,
         scheduler=scheduler, scheduler_interval=interval, scheduler_monitor=monitor, l1=l1,
         gradient_clip_val=cfg.trainer.get("gradient_clip_val"),
         config=OmegaConf.to_container(cfg, resolve=True),
