@@ -5,8 +5,7 @@ validation pass per epoch; the framework runs exactly as `dlcourse-train` does (
 TensorBoard, early stopping, metrics), with only the Rich progress bar off unless --progress-bar.
 Each case runs in a process of its own (as a user runs one experiment per process), timed loop ->
 framework -> loop there, and the loop's two medians are averaged, so drift of a shared machine
-hits both sides. The budget is the brief's: overhead per
-epoch <= max(10% of the loop's time, 30 ms).
+hits both sides. The budget is the brief's: overhead per epoch <= max(10% of the loop's time, 30 ms).
 
     python scripts/benchmark.py                     # every case
     python scripts/benchmark.py --only gaussian_mlp,iris_mlp --epochs 20

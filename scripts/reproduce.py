@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     def stored() -> dict:  # re-read each time: rows finished by other jobs or another reproduce.py stay in
         return json.loads(store.read_text()) if store.is_file() else {}
 
-    results = stored()
+    results: dict = {}
     data_root = Path(args.data_root).resolve()
     lock = threading.Lock()
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import torchmetrics as tm
 from torchmetrics import classification as C
 from torchmetrics import regression as R
+from torchmetrics.utilities import dim_zero_cat
 
 # loss name -> the task kinds it fits; "auto" picks the first entry of DEFAULT_LOSS.
 LOSSES = {
@@ -108,8 +109,7 @@ class AUROC(tm.Metric):
         self.targets.append(target.detach())
 
     def compute(self) -> torch.Tensor:
-        scores = torch.cat(self.scores) if isinstance(self.scores, list) else self.scores
-        targets = torch.cat(self.targets) if isinstance(self.targets, list) else self.targets
+        scores, targets = dim_zero_cat(self.scores), dim_zero_cat(self.targets)  # lists, or tensors after a sync
         if self.num_classes is None:
             return rank_auroc(scores.reshape(-1, 1), targets.reshape(-1, 1).long())[0]
         onehot = F.one_hot(targets.long(), self.num_classes)
