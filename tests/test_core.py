@@ -204,3 +204,40 @@ def test_auroc_is_exact_with_ties_and_ignores_absent_classes():
     partial.update(probs, y_missing)
     per_class = [float(binary_auroc(probs[:, c], (y_missing == c).long())) for c in range(3)]
     assert float(partial.compute()) == pytest.approx(sum(per_class) / 3, abs=1e-6)
+
+
+def test_every_checkpoint_save_is_announced_to_the_loggers(tmp_path):
+    """last.ckpt written in full (an epoch that did not improve) is announced like Lightning's own saves,
+    so a logger that uploads checkpoints sees it; a link to the epoch's top-k file is no new save."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    from dlcourse.callbacks.checkpoint import ModelCheckpoint
+
+    class Recording(CSVLogger):
+        saves: list[int] = []
+
+        def after_save_checkpoint(self, checkpoint_callback):
+            self.saves.append(trainer.current_epoch)
+
+    class Worsening(L.LightningModule):  # val/loss = epoch: only epoch 0 is a top-k save
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val/loss", float(self.current_epoch))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 2)), batch_size=4)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/loss", save_top_k=1, save_last=True)
+    trainer = L.Trainer(max_epochs=3, callbacks=[ckpt], logger=Recording(tmp_path), enable_progress_bar=False,
+                             enable_model_summary=False, accelerator="cpu")
+    trainer.fit(Worsening(), data, data)
+    assert Recording.saves == [0, 1, 2]  # epoch 0: the top-k file (last.ckpt links to it); 1, 2: last.ckpt
+    assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["epoch"] == 2

@@ -26,3 +26,20 @@ def test_reproduce_runs_rows_in_parallel_into_one_table(tmp_path):
         assert (tmp_path / "runs" / name).is_dir()
     table = out.read_text()
     assert "| gaussian_mlp |" in table and "| iris_mlp |" in table and "error: earlier row" in table
+
+
+def test_reproduce_passes_a_target_met_exactly_in_float32():
+    """29 of 30 flowers is the iris row's target; the metric arrives as float32 0.96666664."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce"] = reproduce  # dataclasses look their module up there
+    spec.loader.exec_module(reproduce)
+    (iris,) = [r for r in reproduce.ROWS if r.name == "iris_mlp"]
+    one_error = float(torch.tensor(29 / 30, dtype=torch.float32))
+    assert one_error < 29 / 30
+    assert reproduce.passed(iris, one_error) == "yes"
+    assert reproduce.passed(iris, float(torch.tensor(28 / 30, dtype=torch.float32))) == "NO"

@@ -190,6 +190,60 @@ def test_cross_validation_folds_partition_train_and_val(cfg_factory):
     assert sorted(seen) == pool  # every train+val example validates exactly once
 
 
+def test_cross_validation_refit_trains_on_train_and_val_and_tests_once(tmp_path):
+    r = run_cli(["experiment=iris_mlp", "cv.folds=3", "cv.refit=true", "trainer.max_epochs=25",
+                 "callbacks.early_stopping.patience=5", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+                 "~callbacks.model_summary", "~callbacks.figures"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "refit on train+val" in r.stdout
+    (run_dir,) = (tmp_path / "outputs" / "iris_mlp").glob("*")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    best = [f["epoch"] + 1 for f in m["cv"]["per_fold"]]  # val `epoch` is 0-based
+    assert m["refit"]["epochs"] == max(1, round(sum(best) / 3))
+    refit = json.loads((run_dir / "refit" / "metrics.json").read_text())
+    assert refit["epochs"] == m["refit"]["epochs"] and not refit["stopped_early"]
+    assert refit["val"] == {}  # nothing left to validate on
+    assert m["test"] == refit["test"] and m["test"]["test/acc"] > 0.6  # chance is 1/3
+    assert Path(m["best_checkpoint"]).parent == run_dir / "refit" / "checkpoints"
+    # dlcourse-eval on the CV run directory evaluates its final (refit) model
+    ev = run_cli([f"ckpt_path={run_dir}"], tmp_path, module="dlcourse.evaluate")
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    evaluated = json.loads((run_dir / "refit" / "eval_test.json").read_text())
+    assert evaluated["test/acc"] == pytest.approx(m["test"]["test/acc"])
+
+
+def test_refit_pools_train_and_val_standardised_with_all_their_rows(cfg_factory):
+    from dlcourse.train import build_datamodule
+
+    plain = build_datamodule(cfg_factory("experiment=iris_mlp"))
+    plain.setup("fit")
+    refit = build_datamodule(cfg_factory("experiment=iris_mlp", "cv.folds=5", "+cv.fold=refit"))
+    refit.setup("fit")
+    x, _ = refit.splits["train"]
+    assert len(x) == 120 and len(refit.splits["val"][0]) == 0 and len(refit.splits["test"][0]) == 30
+    assert x.mean(0).abs().max() < 1e-5 and (x.std(0) - 1).abs().max() < 1e-5
+
+    def raw(dm, x):
+        return sorted(tuple(round(v, 3) for v in row) for row in (x * dm.std + dm.mean).tolist())
+
+    assert raw(refit, x) == sorted(raw(plain, plain.splits["train"][0]) + raw(plain, plain.splits["val"][0]))
+    assert raw(refit, refit.splits["test"][0]) == raw(plain, plain.splits["test"][0])
+
+
+@pytest.mark.parametrize("overrides, says", [
+    (["cv.refit=true"], "needs cv.folds"),
+    (["cv.folds=5", "cv.refit=true", "scheduler=plateau"], "scheduler=plateau"),
+    (["cv.folds=5", "cv.refit=maybe"], "allowed: True, False"),
+])
+def test_cv_refit_is_validated(cfg_factory, overrides, says):
+    from dlcourse.config import validate
+    from dlcourse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cv.refit") as e:
+        validate(cfg_factory("experiment=iris_mlp", *overrides))
+    assert says in str(e.value)
+
+
 def test_cv_folds_is_validated(tmp_path):
     r = run_cli(["experiment=iris_mlp", "cv.folds=1"], cwd=tmp_path)
     assert r.returncode == 2 and "cv.folds" in r.stderr

@@ -197,3 +197,10 @@ def validate(cfg: DictConfig) -> None:
         number("callbacks.early_stopping.patience", es.get("patience"), ge=1, integer=True)
     choice("optimized_mode", cfg.get("optimized_mode", "min"), ("min", "max"))
     number("cv.folds", OmegaConf.select(cfg, "cv.folds"), ge=2, integer=True, optional=True)
+    refit = OmegaConf.select(cfg, "cv.refit", default=False)
+    choice("cv.refit", refit, (True, False))
+    if refit and not OmegaConf.select(cfg, "cv.folds"):
+        raise ConfigError("cv.refit", refit, "needs cv.folds >= 2 (the folds choose the refit's epoch count)")
+    if refit and str(cfg.scheduler.get("_target_", "")).endswith("ReduceLROnPlateau"):
+        raise ConfigError("cv.refit", refit, "cannot be combined with scheduler=plateau "
+                          "(the refit run has no validation loss to watch); use step, cosine or onecycle")

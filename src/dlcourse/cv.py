@@ -6,6 +6,12 @@ on the other K-1 folds and validates on fold k, as an ordinary run in `<run_dir>
 checkpoints, figures, metrics.json and TensorBoard run). The run's own metrics.json reports the mean
 (`val`) and standard deviation (`val_std`) of every validation metric over the folds, and the
 per-fold values under `cv`.
+
+`cv.refit=true` then trains one final model on all train+val rows, as scikit-learn's GridSearchCV
+does after its search: with no rows left to validate on, it trains for a fixed number of epochs, the
+folds' mean best epoch (the epoch each fold's checkpoint was selected from), without early stopping.
+It runs in `<run_dir>/refit/`, and its test metrics are the run's `test` metrics: the test split's
+first and only use.
 """
 
 from __future__ import annotations
@@ -29,9 +35,35 @@ def fold_config(cfg: DictConfig, fold: int, run_dir: Path) -> DictConfig:
     with open_dict(fcfg):
         fcfg.paths.output_dir = str(run_dir / f"fold_{fold + 1}")
         fcfg.cv.fold = fold
-        fcfg.test = False  # the test split stays untouched by cross-validation
+        fcfg.test = False  # the folds never see the test split (a refit run may, once, at the end)
         fcfg.ckpt_path = None
     return fcfg
+
+
+def refit_config(cfg: DictConfig, run_dir: Path, epochs: int) -> DictConfig:
+    """One run on train+val for `epochs` epochs: no validation, so nothing to stop early on or to
+    select a checkpoint by (the last epoch's weights are the model)."""
+    rcfg = copy.deepcopy(cfg)
+    with open_dict(rcfg):
+        rcfg.paths.output_dir = str(run_dir / "refit")
+        rcfg.cv.fold = "refit"
+        rcfg.ckpt_path = None
+        rcfg.trainer.max_epochs = epochs
+        rcfg.trainer.limit_val_batches = 0
+        rcfg.trainer.num_sanity_val_steps = 0
+        for name, cb in (rcfg.get("callbacks") or {}).items():
+            target = str((cb or {}).get("_target_", ""))
+            if target.endswith("EarlyStopping"):
+                rcfg.callbacks[name] = None
+            elif target.endswith("ModelCheckpoint"):
+                cb.monitor, cb.filename, cb.save_top_k = None, "epoch={epoch:03d}", 1
+    return rcfg
+
+
+def refit_epochs(results: list[dict]) -> int:
+    """The folds' mean best epoch, as a count of epochs (val `epoch` is 0-based)."""
+    best = [r["val"]["epoch"] + 1 if "epoch" in r.get("val", {}) else r["epochs"] for r in results]
+    return max(1, round(statistics.fmean(best)))
 
 
 def aggregate(per_fold: list[dict]) -> tuple[dict, dict]:
@@ -59,6 +91,11 @@ def cross_validate(cfg: DictConfig) -> dict:
     for k in range(folds):
         log.info("cross-validation: fold %d of %d", k + 1, folds)
         results.append(train(fold_config(cfg, k, run_dir)))
+    refit = None
+    if cfg.cv.get("refit"):
+        epochs = refit_epochs(results)
+        log.info("cross-validation: refit on train+val for %d epochs (the folds' mean best epoch)", epochs)
+        refit = train(refit_config(cfg, run_dir, epochs))
     per_fold = [r["val"] for r in results]
     mean, std = aggregate(per_fold)
     opt = cfg.optimized_metric
@@ -73,9 +110,11 @@ def cross_validate(cfg: DictConfig) -> dict:
         "epochs": round(statistics.fmean(r["epochs"] for r in results), 1),
         "wall_time_s": round(time.perf_counter() - started, 3),
         "params": results[0].get("params"),
+        "best_checkpoint": refit["best_checkpoint"] if refit else None,  # dlcourse-eval ckpt_path=<run_dir>
         "val": mean,
         "val_std": std,
-        "test": {},
+        "test": refit["test"] if refit else {},
+        "refit": {"epochs": refit["epochs"], "run_dir": refit["run_dir"]} if refit else None,
         "optimized_metric": opt,
         "optimized_value": mean.get(opt) if opt.startswith("val/") else None,
     }
@@ -83,22 +122,23 @@ def cross_validate(cfg: DictConfig) -> dict:
 
     if getattr(rank_zero_only, "rank", 0) == 0:
         write_json(run_dir / "metrics.json", metrics)
-        log_hparams(cfg, run_dir, mean, std)
+        log_hparams(cfg, run_dir, mean, std, metrics["test"])
         print_cv(metrics, run_dir)
     return metrics
 
 
-def log_hparams(cfg: DictConfig, run_dir: Path, mean: dict, std: dict) -> None:
-    """The CV means (and stds) as this run's row in TensorBoard's HParams view."""
+def log_hparams(cfg: DictConfig, run_dir: Path, mean: dict, std: dict, test: dict) -> None:
+    """The CV means (and stds), and the refit model's test metrics, as this run's HParams row."""
     if not any(lg is not None and "TensorBoard" in str(lg.get("_target_", ""))
                for lg in (cfg.get("logger") or {}).values()):
         return
     from lightning.pytorch.loggers import TensorBoardLogger
 
     lg = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    hp = {**flat_hparams(cfg), "cv.folds": int(cfg.cv.folds)}
+    hp = {**flat_hparams(cfg), "cv.folds": int(cfg.cv.folds), "cv.refit": bool(cfg.cv.get("refit"))}
     values = {f"hp/{k.replace('/', '_')}": v for k, v in mean.items()}
     values.update({f"hp/{k.replace('/', '_')}_std": v for k, v in std.items()})
+    values.update({f"hp/{k.replace('/', '_')}": v for k, v in test.items()})
     lg.log_hyperparams(hp, values)
     lg.finalize("success")
 
@@ -109,7 +149,7 @@ def print_cv(metrics: dict, run_dir: Path) -> None:
 
     cv = metrics["cv"]
     table = Table(title=f"{metrics['experiment']}: {cv['folds']}-fold cross-validation, "
-                        f"{metrics['wall_time_s']:.1f} s (test split not used)")
+                        f"{metrics['wall_time_s']:.1f} s" + ("" if metrics.get("refit") else " (test split not used)"))
     table.add_column("val metric")
     table.add_column("mean", justify="right")
     table.add_column("std", justify="right")
@@ -120,4 +160,13 @@ def print_cv(metrics: dict, run_dir: Path) -> None:
                       *[f"{f.get(name, float('nan')):.4f}" for f in cv["per_fold"]])
     console = Console()
     console.print(table)
-    console.print(f"run directory: {run_dir} (folds in fold_1 ... fold_{cv['folds']})")
+    refit = metrics.get("refit")
+    if refit:
+        test = Table(title=f"refit on train+val, {refit['epochs']} epochs: test split")
+        test.add_column("test metric")
+        test.add_column("value", justify="right")
+        for name, value in metrics["test"].items():
+            test.add_row(name.split("/", 1)[-1], f"{value:.4f}")
+        console.print(test)
+    where = f"folds in fold_1 ... fold_{cv['folds']}" + (", final model in refit" if refit else "")
+    console.print(f"run directory: {run_dir} ({where})")

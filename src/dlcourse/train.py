@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.checkpoints import read_checkpoint
@@ -74,8 +74,11 @@ def instantiate_checked(node, **kwargs):
 def build_datamodule(cfg: DictConfig):
     dm = instantiate_checked(cfg.data, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
                      seed=cfg.seed, steps_per_call=cfg.trainer.get("steps_per_call", "auto"), _convert_="all")
-    if OmegaConf.select(cfg, "cv.fold") is not None:  # cross-validation (dlcourse.cv): this fold's split
-        dm.use_fold(cfg.cv.fold, cfg.cv.folds)
+    fold = OmegaConf.select(cfg, "cv.fold")  # cross-validation (dlcourse.cv): this fold's split
+    if fold == "refit":
+        dm.use_refit()
+    elif fold is not None:
+        dm.use_fold(fold, cfg.cv.folds)
     return dm
 
 
@@ -119,8 +122,9 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
     if not loggers:  # nothing to monitor the lr into (Lightning would refuse to start)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    if any(isinstance(c, ModelSummary) for c in callbacks):
-        kwargs["enable_model_summary"] = False  # ours is configured; Lightning would announce skipping its own
+    # The summary is the `model_summary` callback (ours): with it removed (`~callbacks.model_summary`)
+    # there is none, rather than Lightning's default one; with it, Lightning would announce skipping its own.
+    kwargs.setdefault("enable_model_summary", False)
     kwargs.update(callbacks=callbacks, logger=loggers or False, default_root_dir=cfg.paths.output_dir)
     kwargs.update(overrides)
     return L.Trainer(**kwargs)

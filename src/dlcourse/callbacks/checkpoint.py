@@ -13,6 +13,7 @@ and a link is replaced, never written through.
 from __future__ import annotations
 
 import os
+from weakref import proxy
 
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
@@ -31,6 +32,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
             trainer.save_checkpoint(partial, self.save_weights_only)  # written by rank zero, then a barrier
             if trainer.is_global_zero:
                 os.replace(partial, filepath)
+                for logger in trainer.loggers:  # as Lightning's own save does (a logger may upload it)
+                    logger.after_save_checkpoint(proxy(self))
             self._last_global_step_saved = trainer.global_step
             self._last_checkpoint_saved = filepath
         if previous and self._should_remove_checkpoint(trainer, previous, filepath):

@@ -51,15 +51,30 @@ class InMemoryDataModule(L.LightningDataModule):
             self.splits = self.build()
             if self.task not in TASKS:
                 raise ValueError(f"{type(self).__name__}.task must be one of {TASKS}")
-            if self.fold is not None:
+            if self.fold == "refit":
+                self.splits = self.pool_splits(self.splits)
+            elif self.fold is not None:
                 self.splits = self.fold_splits(self.splits, *self.fold)
 
     # -- K-fold cross-validation (dlcourse.cv) --------------------------------------
-    fold: tuple[int, int] | None = None
+    fold: tuple[int, int] | str | None = None
 
     def use_fold(self, fold: int, folds: int) -> None:
         """Serve fold `fold` (0-based) of `folds` as train/val; call before setup()."""
         self.fold = (int(fold), int(folds))
+
+    def use_refit(self) -> None:
+        """Serve train+val as one training split and no validation rows (`cv.refit`); call before setup()."""
+        self.fold = "refit"
+
+    @staticmethod
+    def _pool(splits: dict) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.cat([a, b]) for a, b in zip(splits["train"], splits["val"], strict=True))
+
+    def pool_splits(self, splits: dict) -> dict:
+        """train+val pooled as the training split, an empty validation split; test stays as it is."""
+        pool = self._pool(splits)
+        return {**splits, "train": pool, "val": tuple(t[:0] for t in pool)}
 
     def fold_splits(self, splits: dict, fold: int, folds: int) -> dict:
         """train+val pooled and cut into `folds` folds (stratified by class for classification, seeded);
@@ -69,7 +84,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
         from dlcourse.errors import ConfigError
 
-        pool = tuple(torch.cat([a, b]) for a, b in zip(splits["train"], splits["val"], strict=True))
+        pool = self._pool(splits)
         y = pool[1]
         if self.task == "regression":
             splitter = KFold(folds, shuffle=True, random_state=self.seed).split(np.zeros(len(y)))

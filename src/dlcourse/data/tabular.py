@@ -40,11 +40,20 @@ class TabularDataModule(InMemoryDataModule):
 
     def fold_splits(self, splits: dict, fold: int, folds: int) -> dict:
         """Cross-validation folds standardised with each fold's own training rows (no peeking at its
-        validation fold): undo the split-time scaling, cut the folds, then scale again."""
+        validation fold)."""
+        cut = super().fold_splits
+        return self._restandardised(splits, lambda raw: cut(raw, fold, folds))
+
+    def pool_splits(self, splits: dict) -> dict:
+        """train+val as one training split (cv.refit), standardised with all of its rows."""
+        return self._restandardised(splits, super().pool_splits)
+
+    def _restandardised(self, splits: dict, cut) -> dict:
+        """Undo the split-time scaling, re-cut the rows with `cut`, then scale with the new training rows."""
         if self.mean is None:
-            return super().fold_splits(splits, fold, folds)
+            return cut(splits)
         raw = {name: (x * self.std + self.mean, y) for name, (x, y) in splits.items()}
-        parts = super().fold_splits(raw, fold, folds)
+        parts = cut(raw)
         self.mean = parts["train"][0].mean(0)
         self.std = parts["train"][0].std(0).clamp_min(1e-8)
         return {name: (self.preprocess(x), y) for name, (x, y) in parts.items()}
