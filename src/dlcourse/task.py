@@ -88,7 +88,7 @@ class Task(L.LightningModule):
         direct = optimizer is not None and self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
         # Per-batch values are only collected here and summed once per call: each tiny tensor op costs
         # ~20 us on a CPU, which added up to ~4% of an MNIST-MLP epoch when summed batch by batch.
-        losses, sizes, correct = [], [], []
+        losses, sizes, outs, ys = [], [], [], []
         for batch in group if isinstance(group, list) else [group]:
             x, y = batch[0], batch[1]
             out = self.model(x)
@@ -96,7 +96,8 @@ class Task(L.LightningModule):
             losses.append(loss.detach())
             sizes.append(len(y))
             if self.task != "regression":
-                correct.append(correct_count(self.task, out.detach(), y))
+                outs.append(out.detach())
+                ys.append(y)
             if optimizer is None:
                 continue  # nothing to train (e.g. the naive forecast): the run only evaluates it
             if self.l1 > 0:
@@ -120,8 +121,8 @@ class Task(L.LightningModule):
         losses = torch.stack(losses).float()
         self._sum_loss += losses @ torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
         self._nonfinite += (~torch.isfinite(losses)).sum()
-        if correct:
-            self._sum_correct += torch.stack(correct).sum()
+        if outs:
+            self._sum_correct += correct_count(self.task, torch.cat(outs), torch.cat(ys))
         self._seen += sum(sizes)
 
     def _step_epoch_scheduler(self):
@@ -161,11 +162,14 @@ class Task(L.LightningModule):
             self.publish(values)
 
     # -- evaluation ---------------------------------------------------------------
-    def _eval_step(self, batch, metrics):
+    def _eval_step(self, batch):
         x, y = batch[0], batch[1]
         out = self.model(x)
         preds, targets = predictions(self.task, out, y), metric_targets(self.task, y)
-        metrics.update(preds, targets)
+        # Metrics are updated once per epoch with every batch's predictions (_end_eval): the same
+        # sums, without torchmetrics' ~0.7 ms per update call and batch (~10 ms an MNIST epoch).
+        self._eval_preds.append(preds)
+        self._eval_targets.append(targets)
         self._eval_loss += compute_loss(self.loss_name, out, y) * len(y)
         self._eval_n += len(y)
         return preds, targets
@@ -173,9 +177,13 @@ class Task(L.LightningModule):
     def _start_eval(self):
         self._eval_loss = torch.zeros((), device=self.device)
         self._eval_n = torch.zeros((), device=self.device)
+        self._eval_preds, self._eval_targets = [], []
 
     def _end_eval(self, metrics, stage: str) -> dict[str, float]:
         """Exact epoch values over the whole split: sums reduced across ranks, then divided."""
+        if self._eval_preds:
+            metrics.update(torch.cat(self._eval_preds), torch.cat(self._eval_targets))
+        self._eval_preds, self._eval_targets = [], []
         reduce = self.trainer.strategy.reduce
         loss = reduce(self._eval_loss, reduce_op="sum") / reduce(self._eval_n, reduce_op="sum").clamp_min(1)
         values = {f"{stage}/loss": loss, **metrics.compute()}
@@ -187,7 +195,7 @@ class Task(L.LightningModule):
         self._start_eval()
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, self.val_metrics)
+        self._eval_step(batch)
 
     def on_validation_epoch_end(self):
         row = self._end_eval(self.val_metrics, "val")
@@ -203,7 +211,7 @@ class Task(L.LightningModule):
         self.test_targets.reset()
 
     def test_step(self, batch, batch_idx):
-        preds, targets = self._eval_step(batch, self.test_metrics)
+        preds, targets = self._eval_step(batch)
         self.test_preds.update(preds)
         self.test_targets.update(targets)
 
