@@ -39,6 +39,10 @@ def test_tabular_experiment_writes_run_directory(cfg_factory, overrides):
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 1, "last.ckpt is the last epoch, whether or not it improved"
     assert Path(on_disk["best_checkpoint"]).is_file()
+    n_test = 30 if cfg.name == "iris_mlp" else 400
+    assert on_disk["n_test"] == n_test
+    low, high = on_disk["test_acc_ci95"]
+    assert low <= on_disk["test"]["test/acc"] <= high and high - low > 0.02  # a few hundred examples: wide
     for fig in ("confusion_matrix", "roc_curve"):
         assert (run / "figures" / f"{fig}.png").stat().st_size > 1000
     if cfg.name == "gaussian_mlp":
@@ -241,3 +245,18 @@ def test_every_checkpoint_save_is_announced_to_the_loggers(tmp_path):
     trainer.fit(Worsening(), data, data)
     assert Recording.saves == [0, 1, 2]  # epoch 0: the top-k file (last.ckpt links to it); 1, 2: last.ckpt
     assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
+def test_wilson_interval_of_small_and_large_test_sets():
+    from dlcourse.report import accuracy_line, wilson_interval
+
+    low, high = wilson_interval(28 / 30, 30)  # iris at seed 42: 2 errors in 30 flowers
+    assert low == pytest.approx(0.7868, abs=1e-4) and high == pytest.approx(0.9815, abs=1e-4)
+    low, high = wilson_interval(29 / 30, 30)
+    assert low == pytest.approx(0.8333, abs=1e-3) and high == pytest.approx(0.9941, abs=1e-3)
+    low, high = wilson_interval(1.0, 30)  # never the degenerate [1, 1] of the normal approximation
+    assert low == pytest.approx(0.8865, abs=1e-3) and high == 1.0
+    low, high = wilson_interval(0.9933, 10_000)  # MNIST's test set: a tenth of a point either way
+    assert 0.991 < low < 0.9933 < high < 0.9952
+    line = accuracy_line({"test": {"test/acc": 28 / 30}, "n_test": 30, "test_acc_ci95": [0.7868, 0.9815]})
+    assert line == "test accuracy 93.33% (28 of 30; 95% CI 78.7-98.2%, Wilson)"

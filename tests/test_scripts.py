@@ -26,6 +26,9 @@ def test_reproduce_runs_rows_in_parallel_into_one_table(tmp_path):
         assert (tmp_path / "runs" / name).is_dir()
     table = out.read_text()
     assert "| gaussian_mlp |" in table and "| iris_mlp |" in table and "error: earlier row" in table
+    low, high = stored["iris_mlp"]["ci95"]  # 30 test flowers: a wide interval around the accuracy
+    assert low < stored["iris_mlp"]["value"] <= high and high - low > 0.1
+    assert f"(95% CI {100 * low:.2f}-{100 * high:.2f})" in table
 
 
 def test_reproduce_passes_a_target_met_exactly_in_float32():

@@ -204,6 +204,8 @@ def test_cross_validation_refit_trains_on_train_and_val_and_tests_once(tmp_path)
     assert refit["epochs"] == m["refit"]["epochs"] and not refit["stopped_early"]
     assert refit["val"] == {}  # nothing left to validate on
     assert m["test"] == refit["test"] and m["test"]["test/acc"] > 0.6  # chance is 1/3
+    assert m["n_test"] == 30 and m["test_acc_ci95"] == refit["test_acc_ci95"]
+    assert "95% CI" in r.stdout
     assert Path(m["best_checkpoint"]).parent == run_dir / "refit" / "checkpoints"
     # dlcourse-eval on the CV run directory evaluates its final (refit) model
     ev = run_cli([f"ckpt_path={run_dir}"], tmp_path, module="dlcourse.evaluate")

@@ -25,7 +25,7 @@ from pathlib import Path
 from omegaconf import DictConfig, open_dict
 
 from dlcourse.config import validate
-from dlcourse.report import flat_hparams, write_json
+from dlcourse.report import accuracy_line, flat_hparams, write_json
 
 log = logging.getLogger("dlcourse")
 
@@ -115,6 +115,7 @@ def cross_validate(cfg: DictConfig) -> dict:
         "val_std": std,
         "test": refit["test"] if refit else {},
         "refit": {"epochs": refit["epochs"], "run_dir": refit["run_dir"]} if refit else None,
+        **{k: refit[k] for k in ("n_test", "test_acc_ci95") if refit and k in refit},
         "optimized_metric": opt,
         "optimized_value": mean.get(opt) if opt.startswith("val/") else None,
     }
@@ -168,5 +169,8 @@ def print_cv(metrics: dict, run_dir: Path) -> None:
         for name, value in metrics["test"].items():
             test.add_row(name.split("/", 1)[-1], f"{value:.4f}")
         console.print(test)
+        line = accuracy_line(metrics)
+        if line:
+            console.print(line)
     where = f"folds in fold_1 ... fold_{cv['folds']}" + (", final model in refit" if refit else "")
     console.print(f"run directory: {run_dir} ({where})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -44,6 +45,26 @@ def flat_hparams(cfg: DictConfig) -> dict:
     return {k: v for k, v in out.items() if not str(v).startswith("${")}
 
 
+def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% confidence interval of an accuracy measured on n examples (Wilson score interval: sound
+    near 0 and 1, where the normal approximation breaks). On 30 iris flowers, 29 right is 83-99%."""
+    if n <= 0:
+        return (0.0, 1.0)
+    denom = 1 + z * z / n
+    center = (accuracy + z * z / (2 * n)) / denom
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def accuracy_line(metrics: dict) -> str | None:
+    """"test accuracy 93.33% (28 of 30; 95% CI 78.7-98.2%)": how much one split's figure can say."""
+    ci, n, acc = metrics.get("test_acc_ci95"), metrics.get("n_test"), metrics.get("test", {}).get("test/acc")
+    if ci is None or not n or acc is None:
+        return None
+    return (f"test accuracy {100 * acc:.2f}% ({round(acc * n)} of {n}; 95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}%, "
+            "Wilson)")
+
+
 def print_summary(metrics: dict, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -59,5 +80,8 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
         v, t = metrics["val"].get(f"val/{name}"), metrics["test"].get(f"test/{name}")
         table.add_row(name, "" if v is None else f"{v:.4f}", "" if t is None else f"{t:.4f}")
     console.print(table)
+    line = accuracy_line(metrics)
+    if line:
+        console.print(line)
     console.print(f"run directory: {run_dir}")
     console.print(f"TensorBoard:   tensorboard --logdir {run_dir.parent}")
