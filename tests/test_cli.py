@@ -142,6 +142,7 @@ def test_eval_reports_the_same_test_metrics_and_predicts(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     evaluated = json.loads((run / "eval_test.json").read_text())
     assert evaluated["test/acc"] == pytest.approx(trained["test/acc"])
+    assert evaluated["n_test"] == 30 and evaluated["test_acc_ci95"] == json.loads((run / "metrics.json").read_text())["test_acc_ci95"]
     inputs = tmp_path / "flowers.csv"
     inputs.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.9,3.1,5.8,2.3\n")
     result = run_cli([f"ckpt_path={run}", f"predict={inputs}"], tmp_path, module="dlcourse.evaluate")

@@ -212,6 +212,8 @@ def test_cross_validation_refit_trains_on_train_and_val_and_tests_once(tmp_path)
     assert ev.returncode == 0, ev.stderr[-3000:]
     evaluated = json.loads((run_dir / "refit" / "eval_test.json").read_text())
     assert evaluated["test/acc"] == pytest.approx(m["test"]["test/acc"])
+    ev = run_cli([f"ckpt_path={run_dir}", "split=val"], tmp_path, module="dlcourse.evaluate")
+    assert ev.returncode == 2 and "split is empty" in ev.stderr and len(ev.stderr.strip().splitlines()) == 1
 
 
 def test_refit_pools_train_and_val_standardised_with_all_their_rows(cfg_factory):
