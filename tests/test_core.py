@@ -25,6 +25,16 @@ def test_every_experiment_composes_and_validates(cfg_factory, name):
     assert cfg.name == name
 
 
+def test_every_experiment_has_a_test_that_runs_it():
+    """A new conf/experiment/*.yaml must join one of the run-one-fast-epoch lists."""
+    from test_images import EXPERIMENTS as IMAGE_RUNS
+    from test_sequences import SEQUENCE_EXPERIMENTS
+
+    runs = {"gaussian_mlp", "iris_mlp", *IMAGE_RUNS, *SEQUENCE_EXPERIMENTS,
+            "mnist_resnet_frozen", "mnist_resnet_finetune"}  # the last two: test_images, with planted weights
+    assert set(EXPERIMENTS) == runs
+
+
 @pytest.mark.parametrize("overrides", [SMALL_GAUSSIAN, ["experiment=iris_mlp"]], ids=["gaussian_mlp", "iris_mlp"])
 def test_tabular_experiment_writes_run_directory(cfg_factory, overrides):
     cfg = cfg_factory(*overrides, "trainer.max_epochs=2")

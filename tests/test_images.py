@@ -209,6 +209,17 @@ def test_resnet_finetune_uses_the_lower_backbone_lr(planted_weights):
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
 
 
+def test_resnet_finetune_experiment_runs_one_epoch(cfg_factory, data_root, planted_weights):
+    cfg = cfg_factory("experiment=mnist_resnet_finetune", f"data.root={data_root}", *FAST_IMG, "~callbacks.figures",
+                      f"model.weights_path={planted_weights}", "model.image_size=32", "trainer.max_epochs=1")
+    metrics = train(cfg)
+    assert metrics["status"] == "completed" and metrics["epochs"] == 1
+    assert metrics["trainable_params"] == metrics["params"]  # the whole network trains
+    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    saved = torch.load(planted_weights, weights_only=True)
+    assert not torch.equal(ckpt["model.net.conv1.weight"], saved["conv1.weight"])  # the backbone moved
+
+
 def test_resnet_imagenet_offline_says_how_to_provide_the_file(monkeypatch, tmp_path):
     import torchvision
 
