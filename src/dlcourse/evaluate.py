@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from dlcourse.checkpoints import read_checkpoint
 from dlcourse.cli import fail
 from dlcourse.errors import CheckpointError, DataError, DlcourseError
-from dlcourse.report import wilson_interval, write_json
+from dlcourse.report import accuracy_interval, write_json
 from dlcourse.task import Task
 from dlcourse.train import build_datamodule, instantiate_checked
 
@@ -84,7 +84,8 @@ def load(path: Path, dotlist: list[str]):
 
 def evaluate(cfg, task: Task, dm, split: str) -> dict:
     dm.setup("test")
-    if len(dm.splits[split][1]) == 0:
+    n = len(dm.splits[split][1])
+    if n == 0:
         raise DataError(f"split={split}: this model's {split} split is empty "
                         "(a cv.refit model trained on train+val; evaluate it with split=test)")
     trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_checkpointing=False,
@@ -94,9 +95,7 @@ def evaluate(cfg, task: Task, dm, split: str) -> dict:
     trainer.test(task, datamodule=dm, verbose=False)
     metrics = {k.replace("test/", f"{split}/"): v for k, v in task.test_results.items()}
     if f"{split}/acc" in metrics:  # as in training's metrics.json: how precise this split's accuracy is
-        n = len(dm.splits[split][1])
-        metrics[f"n_{split}"] = n
-        metrics[f"{split}_acc_ci95"] = [round(v, 4) for v in wilson_interval(metrics[f"{split}/acc"], n)]
+        metrics.update(accuracy_interval(split, metrics[f"{split}/acc"], n))
     return metrics
 
 

@@ -56,6 +56,11 @@ def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, fl
     return (max(0.0, center - half), min(1.0, center + half))
 
 
+def accuracy_interval(split: str, accuracy: float, n: int) -> dict:
+    """`n_<split>` and `<split>_acc_ci95`, as metrics.json (training) and dlcourse-eval write them."""
+    return {f"n_{split}": n, f"{split}_acc_ci95": [round(v, 4) for v in wilson_interval(accuracy, n)]}
+
+
 def accuracy_line(metrics: dict) -> str | None:
     """"test accuracy 93.33% (28 of 30; 95% CI 78.7-98.2%)": how much one split's figure can say."""
     ci, n, acc = metrics.get("test_acc_ci95"), metrics.get("n_test"), metrics.get("test", {}).get("test/acc")

@@ -29,7 +29,7 @@ from dlcourse.config import validate
 from dlcourse.errors import CheckpointError, ConfigError, DlcourseError
 from dlcourse.metrics import LOSSES, resolve_loss
 from dlcourse.models.layers import count_parameters
-from dlcourse.report import flat_hparams, print_summary, wilson_interval, write_json
+from dlcourse.report import accuracy_interval, flat_hparams, print_summary, write_json
 from dlcourse.task import Task
 
 log = logging.getLogger("dlcourse")
@@ -196,9 +196,7 @@ def train(cfg: DictConfig) -> dict:
         "test": test_metrics,
     }
     if "test/acc" in test_metrics:  # how precise one split's accuracy is: small test sets say little
-        n_test = len(dm.splits["test"][1])
-        metrics["n_test"] = n_test
-        metrics["test_acc_ci95"] = [round(v, 4) for v in wilson_interval(test_metrics["test/acc"], n_test)]
+        metrics.update(accuracy_interval("test", test_metrics["test/acc"], len(dm.splits["test"][1])))
     opt_key = cfg.optimized_metric
     split = opt_key.split("/")[0]
     metrics["optimized_metric"] = opt_key
