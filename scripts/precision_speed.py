@@ -24,10 +24,9 @@ import torch
 from hydra.utils import instantiate
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import make_cfg  # noqa: E402  (one way to compose configs, shared with the tests)
+from dlcourse.build import build_optimizer  # noqa: E402
+from dlcourse.compose import compose, job_config  # noqa: E402
 from dlcourse.metrics import compute_loss  # noqa: E402
-from dlcourse.train import build_optimizer  # noqa: E402
 
 # experiment -> the shape of one input, as its data module serves it
 CASES = {"mnist_best": (1, 28, 28), "mnist_cnn": (1, 28, 28), "mnist_lenet5": (1, 28, 28),
@@ -38,8 +37,8 @@ def time_steps(cfg, shape, device: torch.device, bf16: bool, steps: int) -> floa
     """Median seconds per training step (after 3 warm-up steps)."""
     torch.manual_seed(0)
     model = instantiate(cfg.model, input_shape=shape, num_outputs=10, _convert_="all").to(device).train()
-    optimizer = build_optimizer(cfg)[0](model.parameters())
-    bs = int(cfg.trainer.batch_size)
+    optimizer = build_optimizer(cfg)(model.parameters())
+    bs = int(cfg.data.batch_size)
     x, y = torch.randn(bs, *shape, device=device), torch.randint(0, 10, (bs,), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     times = []
@@ -73,13 +72,13 @@ def main() -> int:
     lines = [f"Device: {where}", "", "| experiment | batch | float32 ms/step | bf16-mixed ms/step | speed-up |",
              "|---|---:|---:|---:|---:|"]
     for name in names:
-        cfg = make_cfg([f"experiment={name}"], Path("/nonexistent"))  # composed only: nothing is written
+        cfg = job_config(compose([f"experiment={name}"], output_dir="/nonexistent"))  # composed only: nothing is written
         fp32_a = time_steps(cfg, CASES[name], device, False, args.steps)
         bf16_a = time_steps(cfg, CASES[name], device, True, args.steps)
         fp32_b = time_steps(cfg, CASES[name], device, False, args.steps)
         bf16_b = time_steps(cfg, CASES[name], device, True, args.steps)
         fp32, bf16 = (fp32_a + fp32_b) / 2, (bf16_a + bf16_b) / 2
-        lines.append(f"| {name} | {cfg.trainer.batch_size} | {fp32 * 1e3:.1f} | {bf16 * 1e3:.1f} | {fp32 / bf16:.2f}x |")
+        lines.append(f"| {name} | {cfg.data.batch_size} | {fp32 * 1e3:.1f} | {bf16 * 1e3:.1f} | {fp32 / bf16:.2f}x |")
         print(f"{name}: float32 {fp32 * 1e3:.1f} ms, bf16 {bf16 * 1e3:.1f} ms", file=sys.stderr)
     print("\n".join(lines))
     return 0

@@ -7,7 +7,7 @@
     make reproduce ARGS="--only mnist_lenet5"
 
 Each row is one named experiment (`experiment=<name>` plus the row's overrides), run in its own
-`python -m dlcourse.train` process exactly as a user would run it. The table (experiment, the course's stated result,
+`python -m dlcourse` process exactly as a user would run it. The table (experiment, the course's stated result,
 the target, the result achieved, epochs, seconds) goes to stdout and to `outputs/reproduce.md`.
 Results are also kept in `outputs/reproduce.json`, so rows run separately (`--only`) end up in
 one table; a row run again replaces its earlier result.
@@ -81,7 +81,7 @@ def row_overrides(row: Row, data_root: Path, extra: list[str]) -> list[str]:
 
 
 def run_row(row: Row, data_root: Path, extra: list[str], out_root: Path, threads: int | None = None) -> dict:
-    """One row = one `python -m dlcourse.train ...` process, exactly as a user runs it; its run
+    """One row = one `python -m dlcourse ...` process, exactly as a user runs it; its run
     directory is set here, and the result is read from the run's metrics.json."""
     overrides = row_overrides(row, data_root, extra)
     run_dir = out_root / row.name / time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -91,7 +91,7 @@ def run_row(row: Row, data_root: Path, extra: list[str], out_root: Path, threads
     started = time.perf_counter()
     result = {"name": row.name, "overrides": overrides, "run_dir": str(run_dir),
               "finished": time.strftime("%Y-%m-%d %H:%M")}
-    proc = subprocess.run([sys.executable, "-m", "dlcourse.train", *overrides, f"hydra.run.dir={run_dir}"],
+    proc = subprocess.run([sys.executable, "-m", "dlcourse", *overrides, f"hydra.run.dir={run_dir}"],
                           cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     seconds = round(time.perf_counter() - started, 1)
     metrics_file = run_dir / "metrics.json"

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from dlcourse.cli import CONF_DIR
+from dlcourse.compose import compose, conf_dir, job_config
 
 REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = conf_dir()
 
 # Settings that make any experiment finish in seconds on a CPU (tests check behaviour, not accuracy).
 FAST = [
@@ -25,12 +24,8 @@ FAST = [
 
 
 def make_cfg(overrides: list[str], output_dir: Path):
-    """Compose conf/train.yaml like the CLI does, with the run directory set explicitly."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
-    GlobalHydra.instance().clear()
-    return cfg
+    """Compose conf/train.yaml as the command line does, with the run directory set explicitly."""
+    return job_config(compose(list(overrides), output_dir=output_dir))
 
 
 @pytest.fixture
@@ -38,16 +33,43 @@ def cfg_factory(tmp_path):
     runs = iter(range(1_000_000))
 
     def factory(*overrides: str, fast: bool = True):
-        # A fresh run directory per config, as the CLI gives each run its own.
+        # A fresh run directory per config, as the command line gives each run its own.
         return make_cfg([*(FAST if fast else []), *overrides], tmp_path / f"run{next(runs)}")
 
     return factory
 
 
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 300,
-            module: str = "dlcourse.train") -> subprocess.CompletedProcess:
+            module: str = "dlcourse") -> subprocess.CompletedProcess:
     """Run a dlcourse command as a user would, with outputs under `cwd`."""
     env = {**os.environ, "DLCOURSE_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def write_pngs(folder: Path, per_class: int = 8, size: int = 20) -> None:
+    """An image folder of two learnable classes: reddish and bluish noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, channel in (("red", 0), ("blue", 2)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, size=(size, size, 3)).astype(np.uint8)
+            img[..., channel] = 200
+            Image.fromarray(img).save(folder / name / f"{i}.png")
+
+
+def write_table(path: Path, per_class: int = 30, classes=("cat", "dog", "fox")) -> Path:
+    """A CSV of two numeric features and a string label, one well-separated cluster per class."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = ["weight,height,label"]
+    for k, name in enumerate(classes):
+        for x, y in rng.normal(size=(per_class, 2)) + [4.0 * k, 4.0 * (k % 2)]:
+            lines.append(f"{x:.3f},{y:.3f},{name}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from dlcourse.cli import preflight
+from dlcourse.app import main
 
 TINY = ["experiment=gaussian_mlp", "data.n_train=300", "data.n_val=100", "data.n_test=300",
         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
@@ -23,30 +23,43 @@ BAD_INPUTS = [
     (["optimizer=lbfgs"], "optimizer=lbfgs", "available: adam, adamw, rmsprop, sgd"),
     (["optimizer.lr=-1"], "optimizer.lr=-1", "> 0"),
     (["optimizer.lr=abc"], "optimizer.lr='abc'", "must be a number"),
-    (["trainer.batch_size=0"], "trainer.batch_size=0", '"full"'),
-    (["trainer.batch_size=half"], "trainer.batch_size='half'", '"full"'),
+    (["data.batch_size=0"], "data.batch_size=0", '"full"'),
+    (["data.batch_size=half"], "data.batch_size='half'", '"full"'),
     (["model.dropout=1.5"], "model.dropout=1.5", "< 1"),
     (["model.hidden=[]"], "model.hidden=[]", "non-empty list"),
     (["model.activation=swish"], "model.activation='swish'", "relu, leaky_relu, tanh, sigmoid, gelu"),
-    (["loss=hinge"], "loss='hinge'", "auto, bce, cross_entropy, mse, mae, huber"),
-    (["loss=mse"], "loss='mse'", "does not fit a classification task"),
+    (["task.loss=hinge"], "task.loss='hinge'", "auto, bce, cross_entropy, mse, mae, huber"),
+    (["task.loss=mse"], "task.loss='mse'", "does not fit a classification task"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0", ">= 1"),
-    (["+model.hiden=3"], "model.hiden=3", "unknown key; accepted:"),
-    # gaussian_mlp sets SGD's momentum; Adam has none: the line says how to drop it
-    (["optimizer=adam"], "optimizer.momentum=0.9", "~optimizer.momentum"),
+    (["+model.hiden=3"], "model.hiden=3", "did you mean model.hidden?"),
     (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1", ">= 0"),
     (["data=csv"], "data.path='???'", "is required"),
+    (["model=cnn"], "model._target_='dlcourse.models.cnn.CNN'", "takes images"),  # the data are table rows
+    # Hydra's grammar and keys that do not exist: the closest match
+    (["lr=0.1"], "lr=0.1", "did you mean optimizer.lr?"),
+    (["model.hiden=[10]"], "model.hiden=[10]", "did you mean model.hidden?"),
+    (["optimiser=adam"], "optimiser=adam", "did you mean optimizer=adam?"),
+    (["model=lstm"], "model=lstm", "did you mean model=rnn model.cell=lstm?"),
+    (["model.hidden=[10"], "'model.hidden=[10'", "not a valid override"),
+    (["optimizer.lr=0.1,0.2"], "optimizer.lr=0.1,0.2", "-m (--multirun)"),
+    # keys that moved in the config redesign name their new place
+    (["trainer.batch_size=32"], "trainer.batch_size=32", "use data.batch_size=32"),
+    (["loss=mae"], "loss=mae", "use task.loss=mae"),
+    (["optimizer.l1=0.1"], "optimizer.l1=0.1", "use task.l1=0.1"),
+    (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0", "task.gradient_clip_val"),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "names", "allowed"), BAD_INPUTS, ids=[b[1] for b in BAD_INPUTS])
-def test_bad_input_is_one_line_and_exit_2(capsys, overrides, names, allowed):
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, overrides, names, allowed):
+    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))
     with pytest.raises(SystemExit) as exc:
-        preflight(["experiment=gaussian_mlp", *overrides])
+        main(["experiment=gaussian_mlp", *overrides])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("error: ") and names in err and allowed in err, err
+    assert not (tmp_path / "outputs").exists()  # nothing created
 
 
 def test_bad_input_through_the_real_cli_writes_nothing(tmp_path):
@@ -85,7 +98,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 def test_kill_and_resume_gives_the_same_metrics(tmp_path):
     args = ["experiment=gaussian_mlp", "data.n_train=3000", "data.n_val=500", "data.n_test=1000",
-            "trainer.batch_size=32", "trainer.max_epochs=6", "model.dropout=0.2", "trainer.accelerator=cpu",
+            "data.batch_size=32", "trainer.max_epochs=6", "model.dropout=0.2", "trainer.accelerator=cpu",
             "trainer.enable_progress_bar=false", "seed=7"]
     unbroken_dir, broken_dir = tmp_path / "a", tmp_path / "b"
     unbroken_dir.mkdir()
@@ -95,7 +108,7 @@ def test_kill_and_resume_gives_the_same_metrics(tmp_path):
     expected = json.loads((run / "metrics.json").read_text())
 
     env = {**os.environ, "DLCOURSE_ROOT": str(broken_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "dlcourse.train", *args], cwd=broken_dir, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "dlcourse", *args], cwd=broken_dir, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for(broken_dir / "outputs" / "gaussian_mlp", proc)
     (run,) = (broken_dir / "outputs" / "gaussian_mlp").iterdir()
@@ -121,7 +134,7 @@ def test_resume_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert result.returncode == 2 and "cannot read checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
-        preflight(["experiment=gaussian_mlp", "ckpt_path=last"])
+        main(["experiment=gaussian_mlp", "ckpt_path=last"])
     assert "no last.ckpt" in capsys.readouterr().err
 
 

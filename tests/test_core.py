@@ -9,8 +9,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlcourse.cli import CONF_DIR
-from dlcourse.config import validate
+from conftest import CONF_DIR
+from dlcourse.config.validate import validate
 from dlcourse.data.loader import TensorLoader
 from dlcourse.train import train
 
@@ -112,15 +112,15 @@ def test_seed_zero_is_a_real_seed(cfg_factory):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
 def test_every_optimizer_trains(cfg_factory, optimizer):
     # No experiment: gaussian_mlp sets SGD's momentum, which Adam (rightly) rejects.
-    cfg = cfg_factory("~experiment", *SMALL_GAUSSIAN[1:], f"optimizer={optimizer}", "optimizer.lr=0.01",
+    cfg = cfg_factory(*SMALL_GAUSSIAN[1:], f"optimizer={optimizer}", "optimizer.lr=0.01",
                       "trainer.max_epochs=2",
-                      "trainer.batch_size=32", "logger=none")
+                      "data.batch_size=32", "logger=none")
     assert train(cfg)["test"]["test/acc"] > 0.6
 
 
 @pytest.mark.parametrize("scheduler", ["none", "step", "cosine", "plateau", "onecycle"])
 def test_every_scheduler_runs(cfg_factory, scheduler):
-    cfg = cfg_factory(*SMALL_GAUSSIAN, f"scheduler={scheduler}", "trainer.max_epochs=2", "trainer.batch_size=100")
+    cfg = cfg_factory(*SMALL_GAUSSIAN, f"scheduler={scheduler}", "trainer.max_epochs=2", "data.batch_size=100")
     metrics = train(cfg)
     assert metrics["epochs"] == 2
     events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard")).Reload()
@@ -130,7 +130,7 @@ def test_every_scheduler_runs(cfg_factory, scheduler):
 
 def test_l1_penalty_shrinks_weights(cfg_factory):
     def weight_l1(l1):
-        cfg = cfg_factory(*SMALL_GAUSSIAN, f"optimizer.l1={l1}", "trainer.max_epochs=20", "trainer.batch_size=32",
+        cfg = cfg_factory(*SMALL_GAUSSIAN, f"task.l1={l1}", "trainer.max_epochs=20", "data.batch_size=32",
                           "optimizer.lr=0.1", "logger=none")
         train(cfg)
         ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
@@ -140,8 +140,8 @@ def test_l1_penalty_shrinks_weights(cfg_factory):
 
 
 def test_full_batch_and_single_sample_steps(cfg_factory):
-    full = cfg_factory(*SMALL_GAUSSIAN, "trainer.batch_size=full", "logger=none")
-    single = cfg_factory(*SMALL_GAUSSIAN, "data.n_train=50", "trainer.batch_size=1", "logger=none")
+    full = cfg_factory(*SMALL_GAUSSIAN, "data.batch_size=full", "logger=none")
+    single = cfg_factory(*SMALL_GAUSSIAN, "data.n_train=50", "data.batch_size=1", "logger=none")
     for cfg, steps in ((full, 1), (single, 50)):
         train(cfg)
         ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
@@ -159,7 +159,7 @@ def test_csv_classification_with_string_labels(cfg_factory, tmp_path):
     path = tmp_path / "animals.csv"
     path.write_text("\n".join(lines) + "\n")
     cfg = cfg_factory("data=csv", f"data.path={path}", "data.target=species", "data.features=[weight,height]",
-                      "trainer.max_epochs=40", "trainer.batch_size=16", "optimizer.lr=0.01")
+                      "trainer.max_epochs=40", "data.batch_size=16", "optimizer.lr=0.01")
     metrics = train(cfg)
     assert metrics["task"] == "multiclass"
     assert metrics["class_names"] == ["cat", "dog", "fox"]  # the label mapping is saved with the run
@@ -172,8 +172,8 @@ def test_csv_regression(cfg_factory, tmp_path):
     y = 3 * x[:, 0] - 2 * x[:, 1] + 0.05 * torch.randn(300, generator=g)
     path = tmp_path / "r.csv"
     path.write_text("a,b,y\n" + "\n".join(f"{a:.4f},{b:.4f},{t:.4f}" for (a, b), t in zip(x.tolist(), y.tolist(), strict=True)))
-    cfg = cfg_factory("data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "loss=mae",
-                      "trainer.max_epochs=60", "trainer.batch_size=32", "optimizer.lr=0.01")
+    cfg = cfg_factory("data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "task.loss=mae",
+                      "trainer.max_epochs=60", "data.batch_size=32", "optimizer.lr=0.01")
     metrics = train(cfg)
     assert metrics["task"] == "regression"
     assert metrics["test"]["test/r2"] > 0.9

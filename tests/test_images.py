@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from conftest import run_cli
+from conftest import run_cli, write_pngs
+from dlcourse.config.validate import check_node
 from dlcourse.data.mnist import FashionMNISTDataModule, MNISTDataModule, read_idx
 from dlcourse.errors import ConfigError, DataError
 from dlcourse.gradcam import gradcam
@@ -62,7 +64,7 @@ def data_root(tmp_path_factory) -> Path:
             p.chmod(0o755)
 
 
-FAST_IMG = ["logger=none", "trainer.batch_size=16", "data.n_val=16"]
+FAST_IMG = ["logger=none", "data.batch_size=16", "data.n_val=16"]
 
 
 # -- the reader and the data module --------------------------------------------------------
@@ -142,8 +144,8 @@ def test_lenet5_parameter_count_and_shapes():
     assert sum(p.numel() for p in classic.parameters()) == 61_706
     assert classic(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert LeNet5((1, 32, 32), 10, variant="modern")(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
-    with pytest.raises(ConfigError, match="variant"):
-        LeNet5((1, 28, 28), 10, variant="retro")
+    with pytest.raises(ConfigError, match="model.variant='retro' is invalid: allowed: classic, modern"):
+        check_node("model", OmegaConf.create({"_target_": "dlcourse.models.lenet5.LeNet5", "variant": "retro"}))
 
 
 def test_cnn_default_is_the_lectures_network():
@@ -236,23 +238,11 @@ def test_resnet_imagenet_offline_says_how_to_provide_the_file(monkeypatch, tmp_p
 
 
 # -- your own image folders ------------------------------------------------------------------------
-def write_pngs(folder: Path, per_class: int = 8, size: int = 20) -> None:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for name, channel in (("red", 0), ("blue", 2)):
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            img = rng.integers(0, 60, size=(size, size, 3)).astype(np.uint8)
-            img[..., channel] = 200
-            Image.fromarray(img).save(folder / name / f"{i}.png")
-
-
 def test_image_folder_trains(cfg_factory, tmp_path):
     write_pngs(tmp_path / "pics")
     cfg = cfg_factory("experiment=mnist_cnn", "data=image_folder", f"data.root={tmp_path / 'pics'}",
                       "data.image_size=16", "data.augment=true", "model.channels=[8,pool]", "logger=none",
-                      "trainer.batch_size=4", "trainer.max_epochs=2")
+                      "data.batch_size=4", "trainer.max_epochs=2")
     metrics = train(cfg)
     assert metrics["class_names"] == ["blue", "red"] and metrics["epochs"] == 2
     assert (Path(cfg.paths.output_dir) / "figures" / "gradcam.png").is_file()

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from dlcourse.config.validate import check_node, validate
 from dlcourse.data.csv_series import CSVSeriesDataModule
 from dlcourse.data.series import windows_to_xy
 from dlcourse.data.sine import SineDataModule, sine_series
@@ -17,7 +19,7 @@ from dlcourse.metrics import LastOutputsMSE
 from dlcourse.models.baselines import Linear, Naive
 from dlcourse.models.rnn import RNN
 from dlcourse.models.wavenet import WaveNet
-from dlcourse.train import train
+from dlcourse.train import prepare, train
 
 SEQUENCE_EXPERIMENTS = ["sine_naive", "sine_linear", "sine_rnn", "sine_rnn_10", "sine_rnn_iterative",
                         "sine_seq2seq", "sine_lstm", "sine_gru", "sine_wavenet"]
@@ -140,8 +142,8 @@ def test_baselines():
     assert Naive((5, 1), 3)(x).tolist() == [[4, 4, 4], [9, 9, 9]]
     assert sum(p.numel() for p in Naive((5, 1), 3).parameters()) == 0
     assert Linear((5, 1), 3)(x).shape == (2, 3)
-    with pytest.raises(ConfigError, match="model.head"):
-        Linear((5, 1), 15, head="seq2seq")
+    with pytest.raises(ConfigError, match="model.head='seq2seq' is invalid: allowed: last"):
+        check_node("model", OmegaConf.create({"_target_": "dlcourse.models.baselines.Linear", "head": "seq2seq"}))
 
 
 def test_last_outputs_mse():
@@ -192,12 +194,14 @@ def test_seq2seq_last_step_mse_is_the_last_steps_forecast(cfg_factory, tmp_path)
     (["data.horizon=0"], "data.horizon"),
     (["data.n_steps=-1"], "data.n_steps"),
     (["model.cell=transformer"], "model.cell"),
-    (["experiment=sine_linear", "model.head=seq2seq"], "model.head"),  # raised by the model itself
-    (["data.n_series=3"], "data.n_series"),  # raised by the data module itself
+    (["experiment=sine_linear", "model.head=seq2seq"], "model.head"),
+    (["data.n_series=3"], "data.n_series"),  # raised by the data module itself, when it is built
 ])
 def test_config_errors_name_the_key(cfg_factory, overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        train(cfg_factory("experiment=sine_rnn", *overrides, *SMALL[1:]))
+        cfg = cfg_factory("experiment=sine_rnn", *overrides, *SMALL[1:])
+        validate(cfg)
+        prepare(cfg)
 
 
 # -- the user's own series ----------------------------------------------------------------

@@ -12,7 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_cli
-from dlcourse.sweep import summarize, summary_main
+from dlcourse.sweep.summary import main as summary_main
+from dlcourse.sweep.summary import summarize
 
 TINY = [
     "experiment=gaussian_mlp",
@@ -20,7 +21,7 @@ TINY = [
     "data.n_val=200",
     "data.n_test=200",
     "trainer.max_epochs=2",
-    "trainer.batch_size=50",
+    "data.batch_size=50",
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "~callbacks.model_summary",
@@ -125,7 +126,7 @@ def test_optuna_sqlite_study_continues_and_records_failures(tmp_path):
 def test_joblib_runs_two_jobs_in_parallel(tmp_path):
     # Jobs of a few seconds each, so worker start-up lag on a busy machine cannot hide the overlap.
     r = run_cli(["-m", *TINY, "logger=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                 "trainer.max_epochs=100", "trainer.batch_size=8", "model.dropout=0,0.1"], cwd=tmp_path)
+                 "trainer.max_epochs=100", "data.batch_size=8", "model.dropout=0,0.1"], cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in r.stdout + r.stderr
     (sweep,) = sweep_dirs(tmp_path)
@@ -168,7 +169,7 @@ def test_cross_validation_iris_five_folds(tmp_path):
 
 
 def test_cross_validation_folds_partition_train_and_val(cfg_factory):
-    from dlcourse.train import build_datamodule
+    from dlcourse.build import build_datamodule
 
     def raw(dm, x):  # undo the standardisation, which differs per fold (each fold's own train stats)
         return [tuple(round(v, 3) for v in row) for row in (x * dm.std + dm.mean).tolist()]
@@ -217,7 +218,7 @@ def test_cross_validation_refit_trains_on_train_and_val_and_tests_once(tmp_path)
 
 
 def test_refit_pools_train_and_val_standardised_with_all_their_rows(cfg_factory):
-    from dlcourse.train import build_datamodule
+    from dlcourse.build import build_datamodule
 
     plain = build_datamodule(cfg_factory("experiment=iris_mlp"))
     plain.setup("fit")
@@ -237,10 +238,10 @@ def test_refit_pools_train_and_val_standardised_with_all_their_rows(cfg_factory)
 @pytest.mark.parametrize("overrides, says", [
     (["cv.refit=true"], "needs cv.folds"),
     (["cv.folds=5", "cv.refit=true", "scheduler=plateau"], "scheduler=plateau"),
-    (["cv.folds=5", "cv.refit=maybe"], "allowed: True, False"),
+    (["cv.folds=5", "cv.refit=maybe"], "must be true or false"),
 ])
 def test_cv_refit_is_validated(cfg_factory, overrides, says):
-    from dlcourse.config import validate
+    from dlcourse.config.validate import validate
     from dlcourse.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cv.refit") as e:
@@ -255,7 +256,7 @@ def test_cv_folds_is_validated(tmp_path):
 
 @pytest.mark.skipif(os.cpu_count() is None, reason="needs CPUs")
 def test_ddp_cpu_matches_single_process_and_writes_one_run_dir(tmp_path):
-    args = [*TINY, "logger=none", "trainer.batch_size=full", "trainer.max_epochs=3"]
+    args = [*TINY, "logger=none", "data.batch_size=full", "trainer.max_epochs=3"]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     single.mkdir()
     ddp.mkdir()

@@ -1,3 +1,5 @@
-from dlcourse.train import main
+"""`python -m dlcourse ...` is `dlcourse-train ...`."""
+
+from dlcourse.app import main
 
 main()

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from dlcourse.config import validate
-from dlcourse.report import accuracy_line, flat_hparams, write_json
+from dlcourse.report import accuracy_line, flat_hparams, run_record, write_json
+from dlcourse.train import Prepared, fit, train
 
 log = logging.getLogger("dlcourse")
 
@@ -76,21 +76,17 @@ def aggregate(per_fold: list[dict]) -> tuple[dict, dict]:
     return mean, std
 
 
-def cross_validate(cfg: DictConfig) -> dict:
-    from dlcourse.train import train
-
-    validate(cfg)
+def cross_validate(cfg: DictConfig, first: Prepared | None = None) -> dict:
+    """K folds (and the refit) in `cfg.paths.output_dir`. `first`: fold 1 already prepared, as the
+    command line does to find data errors before the run directory exists."""
     folds = int(cfg.cv.folds)
-    if cfg.get("ckpt_path"):
-        from dlcourse.errors import ConfigError
-
-        raise ConfigError("ckpt_path", cfg.ckpt_path, "cannot be combined with cv.folds (each fold trains from scratch)")
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
     results = []
     for k in range(folds):
         log.info("cross-validation: fold %d of %d", k + 1, folds)
-        results.append(train(fold_config(cfg, k, run_dir)))
+        fold_cfg = fold_config(cfg, k, run_dir)
+        results.append(fit(first, fold_cfg) if k == 0 and first is not None else train(fold_cfg))
     refit = None
     if cfg.cv.get("refit"):
         epochs = refit_epochs(results)
@@ -98,27 +94,14 @@ def cross_validate(cfg: DictConfig) -> dict:
         refit = train(refit_config(cfg, run_dir, epochs))
     per_fold = [r["val"] for r in results]
     mean, std = aggregate(per_fold)
-    opt = cfg.optimized_metric
-    metrics = {
-        "experiment": cfg.name,
-        "status": "completed",
-        "run_dir": str(run_dir),
-        "seed": cfg.seed,
-        "task": results[0].get("task"),
-        "cv": {"folds": folds, "per_fold": per_fold, "fold_dirs": [r["run_dir"] for r in results],
-               "epochs": [r["epochs"] for r in results]},
-        "epochs": round(statistics.fmean(r["epochs"] for r in results), 1),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "params": results[0].get("params"),
-        "best_checkpoint": refit["best_checkpoint"] if refit else None,  # dlcourse-eval ckpt_path=<run_dir>
-        "val": mean,
-        "val_std": std,
-        "test": refit["test"] if refit else {},
-        "refit": {"epochs": refit["epochs"], "run_dir": refit["run_dir"]} if refit else None,
-        **{k: refit[k] for k in ("n_test", "test_acc_ci95") if refit and k in refit},
-        "optimized_metric": opt,
-        "optimized_value": mean.get(opt) if opt.startswith("val/") else None,
-    }
+    metrics = run_record(
+        cfg, run_dir, task=results[0].get("task"), epochs=round(statistics.fmean(r["epochs"] for r in results), 1),
+        started=started, params=results[0].get("params"), val=mean, test=refit["test"] if refit else {},
+        best_checkpoint=refit["best_checkpoint"] if refit else None,  # dlcourse-eval ckpt_path=<run_dir>
+        n_test=refit.get("n_test") if refit else None,
+        cv={"folds": folds, "per_fold": per_fold, "fold_dirs": [r["run_dir"] for r in results],
+            "epochs": [r["epochs"] for r in results]},
+        val_std=std, refit={"epochs": refit["epochs"], "run_dir": refit["run_dir"]} if refit else None)
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     if getattr(rank_zero_only, "rank", 0) == 0:

@@ -19,12 +19,12 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
+from dlcourse.build import build_datamodule, build_model
 from dlcourse.checkpoints import read_checkpoint
-from dlcourse.cli import fail
-from dlcourse.errors import CheckpointError, DataError, DlcourseError
+from dlcourse.config.validate import validate
+from dlcourse.errors import CheckpointError, DataError, DlcourseError, fail
 from dlcourse.report import accuracy_interval, write_json
 from dlcourse.task import Task
-from dlcourse.train import build_datamodule, instantiate_checked
 
 USAGE = "usage: dlcourse-eval ckpt_path=PATH [split=test|val] [predict=INPUTS.csv] [output=PATH] [data.KEY=V] [trainer.KEY=V]"
 OWN_KEYS = ("ckpt_path", "split", "predict", "output")
@@ -66,11 +66,11 @@ def resolve_checkpoint(value: str) -> Path:
 def load(path: Path, dotlist: list[str]):
     ckpt = read_checkpoint(path, need=("state_dict", "dlcourse_config", "dlcourse_io"))
     cfg = OmegaConf.merge(OmegaConf.create(ckpt["dlcourse_config"]), OmegaConf.from_dotlist(dotlist))
+    validate(cfg)  # the stored config is data: checked like the command line before anything is built
     io = ckpt["dlcourse_io"]
-    model = instantiate_checked(cfg.model, input_shape=tuple(io["input_shape"]), num_outputs=io["num_outputs"],
-                                _convert_="all")
+    model = build_model(cfg, io["input_shape"], io["num_outputs"])
     task = Task(model, task=io["task"], num_classes=len(io["class_names"]) if io.get("class_names") else None,
-                loss=cfg.loss, config=ckpt["dlcourse_config"], io=io)
+                loss=cfg.task.loss, config=ckpt["dlcourse_config"], io=io)
     try:
         task.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -6,12 +6,13 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 # Config groups whose values go into the HParams view (paths, hydra and callbacks do not).
-HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler", "trainer")
+HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler", "task", "trainer")
 
 
 def write_json(path: Path, obj) -> None:
@@ -39,10 +40,24 @@ def _flatten(prefix: str, node, out: dict) -> None:
 def flat_hparams(cfg: DictConfig) -> dict:
     """`model.hidden` -> "[100]" etc.: the scalar form TensorBoard's HParams view can show and filter."""
     plain = OmegaConf.to_container(cfg, resolve=False)
-    out: dict = {"experiment": cfg.name, "seed": cfg.seed, "loss": cfg.loss}
+    out: dict = {"experiment": cfg.name, "seed": cfg.seed}
     for group in HPARAM_GROUPS:
         _flatten(group, {k: v for k, v in (plain.get(group) or {}).items() if k != "_partial_"}, out)
     return {k: v for k, v in out.items() if not str(v).startswith("${")}
+
+
+def run_record(cfg: DictConfig, run_dir: Path, *, task: str | None, epochs, started: float, params: int | None,
+               val: dict, test: dict, best_checkpoint: str | None, n_test: int | None = None, **extra) -> dict:
+    """metrics.json of a run (train) or of a cross-validation (cv): the same fields in the same order."""
+    record = {"experiment": cfg.name, "status": "completed", "run_dir": str(run_dir), "seed": cfg.seed, "task": task,
+              "epochs": epochs, "wall_time_s": round(time.perf_counter() - started, 3), "params": params,
+              "best_checkpoint": best_checkpoint, **extra, "val": val, "test": test}
+    if "test/acc" in test and n_test:  # how precise one split's accuracy is: small test sets say little
+        record.update(accuracy_interval("test", test["test/acc"], n_test))
+    opt = cfg.optimized_metric
+    record["optimized_metric"] = opt
+    record["optimized_value"] = (record.get(opt.split("/")[0]) or {}).get(opt)
+    return record
 
 
 def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:

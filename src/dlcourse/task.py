@@ -2,38 +2,45 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
+from typing import Literal
 
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics.aggregation import CatMetric
 
+from dlcourse.config.types import Loss, NonNegative, Positive
 from dlcourse.errors import NonFiniteLossError
+from dlcourse.internals import optimizer_step
 from dlcourse.metrics import (
     compute_loss,
     correct_count,
     make_metrics,
     metric_targets,
     predictions,
+    publish,
     resolve_loss,
 )
+from dlcourse.optim import l1_penalty, schedule_defaults, schedule_interval, step_per_epoch
 
 
 class Task(L.LightningModule):
+    """`task` is the kind of data (binary, multiclass, regression); the other arguments without a
+    default are filled in by dlcourse.build from the data module and the optimizer/scheduler groups."""
+
     def __init__(
         self,
         model: nn.Module,
         task: str,
         num_classes: int | None = None,
-        loss: str = "auto",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., object] | None = None,
-        scheduler_interval: str = "epoch",
+        loss: Loss = "auto",
+        l1: NonNegative = 0.0,
+        gradient_clip_val: Positive | None = None,
+        scheduler_interval: Literal["auto", "epoch", "step"] = "auto",
         scheduler_monitor: str = "val/loss",
-        l1: float = 0.0,
-        gradient_clip_val: float | None = None,
         config: dict | None = None,
         io: dict | None = None,
     ):
@@ -41,7 +48,7 @@ class Task(L.LightningModule):
         self.model, self.task, self.num_classes = model, task, num_classes
         self.loss_name = resolve_loss(task, loss)
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
-        self.scheduler_factory, self.scheduler_interval = scheduler, scheduler_interval
+        self.scheduler_factory, self.scheduler_interval = scheduler, schedule_interval(scheduler, scheduler_interval)
         self.scheduler_monitor, self.l1 = scheduler_monitor, l1
         self.gradient_clip_val = gradient_clip_val
         # Optimisation runs in training_step (several steps per call; see there), so Lightning's
@@ -72,10 +79,6 @@ class Task(L.LightningModule):
     def on_train_epoch_start(self):
         self._reset_train_sums()
 
-    def _l1_penalty(self) -> torch.Tensor:
-        # Weights only (matrices and kernels), not biases or norm scales, as L1 is usually taught.
-        return sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
-
     def training_step(self, group, group_idx):
         """One call runs the optimizer steps for a group of batches (see TensorLoader.group): Lightning's
         per-call machinery costs more than a small model's step, so on one device the loader hands
@@ -101,15 +104,13 @@ class Task(L.LightningModule):
             if optimizer is None:
                 continue  # nothing to train (e.g. the naive forecast): the run only evaluates it
             if self.l1 > 0:
-                loss = loss + self.l1 * self._l1_penalty()
+                loss = loss + self.l1 * l1_penalty(self.model)
             optimizer.zero_grad(set_to_none=True)
             if direct:
                 loss.backward()
                 if self.gradient_clip_val:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.gradient_clip_val)
-                optimizer._on_before_step()  # Lightning's step counter: trainer.global_step stays exact
-                optimizer.optimizer.step()
-                optimizer._on_after_step()
+                optimizer_step(optimizer)
             else:
                 self.manual_backward(loss)
                 if self.gradient_clip_val:
@@ -126,15 +127,8 @@ class Task(L.LightningModule):
         self._seen += sum(sizes)
 
     def _step_epoch_scheduler(self):
-        if not self._trainable or self.scheduler_factory is None or self.scheduler_interval != "epoch":
-            return
-        scheduler = self.lr_schedulers()
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            value = self.trainer.callback_metrics.get(self.scheduler_monitor)
-            if value is not None:  # validation ran before this hook, so this is this epoch's value
-                scheduler.step(value)
-        else:
-            scheduler.step()
+        if self._trainable and self.scheduler_factory is not None and self.scheduler_interval == "epoch":
+            step_per_epoch(self.lr_schedulers(), self.trainer.callback_metrics.get(self.scheduler_monitor))
 
     def _check_finite(self):
         if self._seen and int(self._nonfinite) > 0:
@@ -219,21 +213,7 @@ class Task(L.LightningModule):
         self.test_results = self._end_eval(self.test_metrics, "test")
 
     def publish(self, values: dict[str, torch.Tensor]) -> None:
-        """Epoch-level values to the loggers and to `trainer.callback_metrics` (read by early stopping,
-        checkpointing and the plateau schedule). Lightning's `self.log` does the same but costs about
-        2 ms per key and call, which is most of an epoch's time on small data; values here are already
-        reduced across ranks, so nothing is lost by going direct."""
-        trainer = self.trainer
-        values = {k: v.detach() for k, v in values.items()}
-        if trainer.sanity_checking:
-            return
-        trainer.callback_metrics.update(values)
-        trainer.progress_bar_metrics.update({k: float(v) for k, v in values.items() if k.endswith(("loss", "acc"))})
-        if trainer.is_global_zero:
-            scalars = {k: float(v) for k, v in values.items()}
-            scalars["epoch"] = float(self.current_epoch)
-            for logger in trainer.loggers:
-                logger.log_metrics(scalars, step=self.global_step)
+        publish(self.trainer, values, epoch=self.current_epoch, step=self.global_step)
 
     # -- optimisation ---------------------------------------------------------------
     def configure_optimizers(self):
@@ -243,29 +223,10 @@ class Task(L.LightningModule):
         optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer, **self._scheduler_defaults(optimizer))
+        defaults = schedule_defaults(self.scheduler_factory, optimizer, self.trainer, self.scheduler_interval)
+        scheduler = self.scheduler_factory(optimizer, **defaults)
         # Stepped by the task itself (training_step / on_train_epoch_end), plateau on scheduler_monitor.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
-
-    def _scheduler_defaults(self, optimizer) -> dict:
-        """Fill in what a schedule needs from the run itself (so the user never types it twice):
-        OneCycle's max_lr is the optimizer's lr and its length the run's steps; cosine spans the run."""
-        factory = self.scheduler_factory
-        given = getattr(factory, "keywords", {}) or {}
-        accepted = inspect.signature(getattr(factory, "func", factory)).parameters
-        steps = self.trainer.max_epochs
-        if self.scheduler_interval == "step":  # optimizer steps, not loader calls (a call may hold several)
-            calls = self.trainer.estimated_stepping_batches  # also makes Lightning set up the loader
-            loader = self.trainer.train_dataloader
-            steps = getattr(loader, "num_batches", 0) * self.trainer.max_epochs or calls
-        defaults = {}
-        if "max_lr" in accepted and given.get("max_lr") is None:
-            defaults["max_lr"] = [g["lr"] for g in optimizer.param_groups]
-        if "total_steps" in accepted and given.get("total_steps") is None:
-            defaults["total_steps"] = int(steps)
-        if "T_max" in accepted and given.get("T_max") is None:
-            defaults["T_max"] = int(steps)
-        return defaults
 
     # -- checkpoints ------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,13 +1,12 @@
 """ModelCheckpoint whose last.ckpt really is the last epoch, written once per epoch.
 
-Lightning 2.6 refreshes last.ckpt only in epochs that also saved a top-k checkpoint, so after a
-few epochs without improvement "last" is several epochs old, and a resumed run would silently
-redo them (and could not end with the unbroken run's metrics). This saves it every epoch.
-
-In an epoch that saved a top-k checkpoint, last.ckpt is a link to that file instead of a second
-copy (one write per epoch, not two: ~10 ms of a small model's epoch); otherwise it is written in
-full, to a temporary file renamed over last.ckpt, so a run killed mid-write keeps the previous one
-and a link is replaced, never written through.
+Lightning refreshes last.ckpt only in epochs that also saved a top-k checkpoint, so after a few
+epochs without improvement "last" is several epochs old, and a resumed run would silently redo
+them (and could not end with the unbroken run's metrics). Here last.ckpt is saved after every
+training epoch: in an epoch that saved a top-k checkpoint, as a link to that file (one write per
+epoch, not two: ~10 ms of a small model's epoch); otherwise written in full to a temporary file
+that is renamed over last.ckpt, so a run killed mid-write keeps the previous one and a link is
+replaced, never written through.
 """
 
 from __future__ import annotations
@@ -19,37 +18,53 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    def _save_last_checkpoint(self, trainer, monitor_candidates) -> None:
-        if not self.save_last:
-            return
-        filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
-        previous, self.last_model_path = self.last_model_path, filepath
-        saved = self._last_checkpoint_saved
-        if self._last_global_step_saved == trainer.global_step and saved and saved != filepath:
-            self._link_checkpoint(trainer, saved, filepath)  # a symlink, or a copy where links are not allowed
-        else:
-            partial = f"{filepath}.partial"
-            trainer.save_checkpoint(partial, self.save_weights_only)  # written by rank zero, then a barrier
-            if trainer.is_global_zero:
-                os.replace(partial, filepath)
-                for logger in trainer.loggers:  # as Lightning's own save does (a logger may upload it)
-                    logger.after_save_checkpoint(proxy(self))
-            self._last_global_step_saved = trainer.global_step
-            self._last_checkpoint_saved = filepath
-        if previous and self._should_remove_checkpoint(trainer, previous, filepath):
-            self._remove_checkpoint(trainer, previous)
+    def __init__(self, *args, save_last: bool = True, **kwargs):
+        super().__init__(*args, save_last=False, **kwargs)  # Lightning's own last.ckpt logic stays off
+        self.keep_last = save_last
+        self._saved_at: dict[str, int] = {}  # top-k files written this run -> the global step they hold
 
-    def _save_last_every_epoch(self, trainer) -> None:
-        # Skipped when this step was saved already (a top-k save followed by Lightning's own last).
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    def _note_new_saves(self, trainer) -> None:
+        for path in {*self.best_k_models, self.best_model_path} - {""}:
+            self._saved_at.setdefault(path, trainer.global_step)
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_every_epoch(trainer)
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._saved_at = dict.fromkeys({*self.best_k_models, self.best_model_path} - {""}, -1)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_every_epoch(trainer)
+        self._note_new_saves(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)  # validation and any top-k save of this epoch are done
+        self._note_new_saves(trainer)
+        if not self.keep_last or trainer.fast_dev_run or trainer.sanity_checking or not trainer.training:
+            return
+        current = [p for p, step in self._saved_at.items() if step == trainer.global_step and os.path.isfile(p)]
+        self.last_model_path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+        if current:
+            self._link(trainer, current[0], self.last_model_path)
+        else:
+            self._write(trainer, self.last_model_path)
+
+    def _write(self, trainer, path: str) -> None:
+        partial = f"{path}.partial"
+        trainer.save_checkpoint(partial, self.save_weights_only)  # written by rank zero, then a barrier
+        if trainer.is_global_zero:
+            os.replace(partial, path)
+            for logger in trainer.loggers:  # as Lightning's own saves do (a logger may upload it)
+                logger.after_save_checkpoint(proxy(self))
+
+    @staticmethod
+    def _link(trainer, target: str, path: str) -> None:
+        if trainer.is_global_zero:
+            tmp = f"{path}.link"
+            if os.path.lexists(tmp):
+                os.remove(tmp)
+            try:
+                os.symlink(os.path.relpath(target, os.path.dirname(path)), tmp)
+            except OSError:  # no symlinks here (e.g. Windows without the privilege): copy
+                import shutil
+
+                shutil.copyfile(target, tmp)
+            os.replace(tmp, path)
+        trainer.strategy.barrier()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import lightning as L
 import torch
 
+from dlcourse.config.types import BatchSize, PositiveInt
 from dlcourse.data.loader import TensorLoader
 
 TASKS = ("binary", "multiclass", "regression")
@@ -24,11 +26,12 @@ class InMemoryDataModule(L.LightningDataModule):
 
     task: str = "multiclass"
     family: str = "classification"  # what validation checks the loss against, before any data is built
+    inputs: str = "table"  # table | image | sequence: which models can take the examples (their `accepts`)
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
 
-    def __init__(self, batch_size: int | str = 64, eval_batch_size: int | None = None, seed: int = 0,
-                 steps_per_call: int | str = "auto"):
+    def __init__(self, batch_size: BatchSize = 32, eval_batch_size: PositiveInt | None = None, seed: int = 0,
+                 steps_per_call: PositiveInt | Literal["auto"] = "auto"):
         super().__init__()
         self.steps_per_call = steps_per_call
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed

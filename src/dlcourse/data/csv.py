@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 
+from dlcourse.config.types import Fraction
 from dlcourse.data.tabular import TabularDataModule
 from dlcourse.errors import DataError
 
@@ -28,14 +30,14 @@ class CSVDataModule(TabularDataModule):
         path: str,
         target: str,
         features: list[str] | None = None,
-        task: str = "classification",
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
+        task: Literal["classification", "regression"] = "classification",
+        val_fraction: Fraction = 0.2,
+        test_fraction: Fraction = 0.2,
         standardize: bool = True,
         **kwargs,
     ):
         super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, standardize=standardize, **kwargs)
-        self.path, self.target, self.features = Path(path), target, list(features) if features else None
+        self.path, self.target, self.features = Path(path).expanduser(), target, list(features) if features else None
         self.kind = task
         # binary vs multiclass is only known once the labels are read; "regression" is final.
         self.task = "regression" if task == "regression" else "multiclass"

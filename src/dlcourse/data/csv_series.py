@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcourse.config.types import Fraction, Head, PositiveInt
 from dlcourse.data.csv import read_csv
 from dlcourse.data.series import SeriesDataModule
-from dlcourse.errors import ConfigError, DataError
+from dlcourse.errors import DataError
 
 
 class CSVSeriesDataModule(SeriesDataModule):
@@ -23,20 +24,18 @@ class CSVSeriesDataModule(SeriesDataModule):
         self,
         path: str,
         columns: str | list[str] | None = None,
-        n_steps: int = 50,
-        horizon: int = 1,
-        targets: str = "last",
-        stride: int = 1,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.1,
+        n_steps: PositiveInt = 50,
+        horizon: PositiveInt = 1,
+        targets: Head = "last",
+        stride: PositiveInt = 1,
+        val_fraction: Fraction = 0.2,
+        test_fraction: Fraction = 0.1,
         standardize: bool = True,
         **kwargs,
     ):
         super().__init__(n_steps=n_steps, horizon=horizon, targets=targets, **kwargs)
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.columns = [columns] if isinstance(columns, str) else (list(columns) if columns else None)
-        if int(stride) < 1:
-            raise ConfigError("data.stride", stride, "must be an integer >= 1")
         self.stride, self.standardize = int(stride), standardize
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.mean, self.std = 0.0, 1.0

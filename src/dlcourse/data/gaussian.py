@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from dlcourse.config.types import Positive, PositiveInt
 from dlcourse.data.base import InMemoryDataModule
 
 
@@ -11,15 +12,16 @@ class GaussianDataModule(InMemoryDataModule):
     task = "binary"
     class_names = ["background", "signal"]
     feature_names = ["x1", "x2"]
+    inputs = "table"
 
     def __init__(
         self,
-        n_train: int = 10_000,
-        n_val: int = 2_000,
-        n_test: int = 20_000,
+        n_train: PositiveInt = 10_000,
+        n_val: PositiveInt = 2_000,
+        n_test: PositiveInt = 20_000,
         signal_mean: tuple[float, float] = (1.0, 1.0),
         background_mean: tuple[float, float] = (-1.0, -1.0),
-        sigma: float = 1.0,
+        sigma: Positive = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -12,12 +12,14 @@ training split's per-channel statistics. Augmentation (random affine, flips) run
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 
+from dlcourse.config.types import Fraction, Interval
 from dlcourse.data.images import ImageDataModule
-from dlcourse.errors import ConfigError, DataError
+from dlcourse.errors import DataError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -32,13 +34,9 @@ def image_files(folder: Path) -> list[Path]:
 
 
 class ImageFolderDataModule(ImageDataModule):
-    def __init__(self, root: str = "images", image_size: int = 64, channels: int = 3, val_fraction: float = 0.2,
-                 test_fraction: float = 0.2, **kwargs):
+    def __init__(self, root: str = "images", image_size: Annotated[int, Interval(ge=8)] = 64,
+                 channels: Literal[1, 3] = 3, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(image_size, int) or image_size < 8:
-            raise ConfigError("data.image_size", image_size, "must be an integer >= 8")
-        if channels not in (1, 3):
-            raise ConfigError("data.channels", channels, "allowed: 1 (grey), 3 (RGB)")
         self.root, self.image_size, self.channels = Path(root).expanduser(), image_size, channels
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
 

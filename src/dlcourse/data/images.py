@@ -9,23 +9,23 @@ themselves (the MLP flattens, classic LeNet-5 pads, ResNet repeats channels and 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 
+from dlcourse.config.types import Interval, NonNegative
 from dlcourse.data.base import InMemoryDataModule
-from dlcourse.errors import ConfigError
 
 
 class ImageDataModule(InMemoryDataModule):
     task = "multiclass"
+    inputs = "image"
 
-    def __init__(self, normalize: bool = True, augment: bool = False, max_shift: float = 2.0,
-                 max_rotate: float = 10.0, max_scale: float = 0.1, hflip: bool = False, **kwargs):
+    def __init__(self, normalize: bool = True, augment: bool = False, max_shift: NonNegative = 2.0,
+                 max_rotate: Annotated[float, Interval(ge=0, le=180)] = 10.0,
+                 max_scale: Annotated[float, Interval(ge=0, le=0.9)] = 0.1, hflip: bool = False, **kwargs):
         super().__init__(**kwargs)
-        for key, v, hi in (("max_shift", max_shift, None), ("max_rotate", max_rotate, 180), ("max_scale", max_scale, 0.9)):
-            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0 or (hi is not None and v > hi):
-                raise ConfigError(f"data.{key}", v, f"must be a number >= 0{f' and <= {hi}' if hi else ''}")
         self.normalize, self.augment = normalize, augment
         self.max_shift, self.max_rotate, self.max_scale, self.hflip = max_shift, max_rotate, max_scale, hflip
         self.has_train_transform = bool(augment)

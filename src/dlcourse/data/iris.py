@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from dlcourse.config.types import Fraction
 from dlcourse.data.tabular import TabularDataModule
 
 
 class IrisDataModule(TabularDataModule):
     task = "multiclass"
 
-    def __init__(self, val_fraction: float = 0.2, test_fraction: float = 0.2, standardize: bool = True, **kwargs):
+    def __init__(self, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2, standardize: bool = True, **kwargs):
         super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, standardize=standardize, **kwargs)
 
     def load_table(self):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dlcourse.config.types import PositiveInt
 from dlcourse.data.images import ImageDataModule
 from dlcourse.errors import DataError
 
@@ -49,7 +50,7 @@ class MNISTDataModule(ImageDataModule):
     dataset = "MNIST"  # torchvision's class name and folder name
     default_class_names = [str(i) for i in range(10)]
 
-    def __init__(self, root: str = "data", download: bool = False, n_val: int = 16000, **kwargs):
+    def __init__(self, root: str = "data", download: bool = False, n_val: PositiveInt = 16000, **kwargs):
         super().__init__(**kwargs)
         self.root, self.download, self.n_val = Path(root).expanduser(), download, n_val
         self.class_names = list(self.default_class_names)

@@ -21,10 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dlcourse.config.types import Head, PositiveInt
 from dlcourse.data.base import InMemoryDataModule
-from dlcourse.errors import ConfigError
-
-TARGET_FORMS = ("last", "seq2seq", "iterative")
 
 
 def windows_to_xy(windows: np.ndarray, n_steps: int, horizon: int, form: str) -> tuple[np.ndarray, np.ndarray]:
@@ -42,14 +40,10 @@ def windows_to_xy(windows: np.ndarray, n_steps: int, horizon: int, form: str) ->
 class SeriesDataModule(InMemoryDataModule):
     task = "regression"
     family = "regression"
+    inputs = "sequence"
 
-    def __init__(self, n_steps: int = 50, horizon: int = 1, targets: str = "last", **kwargs):
+    def __init__(self, n_steps: PositiveInt = 50, horizon: PositiveInt = 1, targets: Head = "last", **kwargs):
         super().__init__(**kwargs)
-        if targets not in TARGET_FORMS:
-            raise ConfigError("data.targets", targets, "allowed: " + ", ".join(TARGET_FORMS))
-        for key, v in (("n_steps", n_steps), ("horizon", horizon)):
-            if int(v) < 1:
-                raise ConfigError(f"data.{key}", v, "must be an integer >= 1")
         self.n_steps, self.horizon, self.targets = int(n_steps), int(horizon), targets
         self.last_outputs = self.horizon
         self.value_label = "value"

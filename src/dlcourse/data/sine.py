@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlcourse.config.types import Fraction, Head, NonNegative, PositiveInt
 from dlcourse.data.series import SeriesDataModule
 from dlcourse.errors import ConfigError
 
@@ -34,13 +35,13 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int,
 class SineDataModule(SeriesDataModule):
     def __init__(
         self,
-        n_series: int = 10_000,
-        n_steps: int = 50,
-        horizon: int = 1,
-        targets: str = "last",
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.1,
-        noise: float = 0.1,
+        n_series: PositiveInt = 10_000,
+        n_steps: PositiveInt = 50,
+        horizon: PositiveInt = 1,
+        targets: Head = "last",
+        val_fraction: Fraction = 0.2,
+        test_fraction: Fraction = 0.1,
+        noise: NonNegative = 0.1,
         **kwargs,
     ):
         super().__init__(n_steps=n_steps, horizon=horizon, targets=targets, **kwargs)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from dlcourse.config.types import Fraction
 from dlcourse.data.base import InMemoryDataModule
 
 
 class TabularDataModule(InMemoryDataModule):
-    def __init__(self, val_fraction: float = 0.2, test_fraction: float = 0.2, standardize: bool = True, **kwargs):
+    inputs = "table"
+
+    def __init__(self, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2, standardize: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.val_fraction, self.test_fraction, self.standardize = val_fraction, test_fraction, standardize
         self.mean: torch.Tensor | None = None

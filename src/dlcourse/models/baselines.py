@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
+from dlcourse.config.types import Head
 from dlcourse.models.layers import flat_size
-from dlcourse.models.rnn import check_head, seq2seq_horizon
+from dlcourse.models.rnn import seq2seq_horizon
 
 
 class Naive(nn.Module):
-    def __init__(self, input_shape: tuple[int, ...], num_outputs: int, head: str = "last"):
+    accepts = ("sequence",)
+
+    def __init__(self, input_shape: tuple[int, ...], num_outputs: int, head: Head = "last"):
         super().__init__()
-        check_head("naive", head, ("last", "seq2seq", "iterative"))
         self.head = head
         self.horizon = seq2seq_horizon("naive", input_shape, num_outputs) if head == "seq2seq" else num_outputs
 
@@ -29,10 +33,11 @@ class Naive(nn.Module):
 
 
 class Linear(nn.Module):
-    def __init__(self, input_shape: tuple[int, ...], num_outputs: int, head: str = "last"):
+    accepts = ("table", "image", "sequence")  # any input: it flattens (on a table, logistic/linear regression)
+
+    # head: seq2seq would let the forecast after step t see the inputs after t: not offered.
+    def __init__(self, input_shape: tuple[int, ...], num_outputs: int, head: Literal["last"] = "last"):
         super().__init__()
-        # seq2seq would let the forecast after step t see the inputs after t: not offered.
-        check_head("linear", head, ("last",))
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(flat_size(input_shape), num_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

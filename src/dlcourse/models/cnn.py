@@ -8,9 +8,12 @@ conv 32 -> conv 64 -> 2x2 max pool -> dense 64 -> outputs, i.e. channels [32, 64
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
+from dlcourse.config.types import Activation, Init, NonNegativeInt, PositiveInt, Probability
 from dlcourse.errors import ConfigError
 from dlcourse.models.layers import init_weights, make_activation
 
@@ -18,48 +21,40 @@ POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
 class CNN(nn.Module):
+    accepts = ("image",)
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        channels: list = (32, 64, "pool"),
-        kernel_size: int = 3,
-        padding: int | str = 0,
-        pool: str = "max",
-        pool_size: int = 2,
+        channels: list[PositiveInt | Literal["pool", "M"]] = (32, 64, "pool"),
+        kernel_size: PositiveInt = 3,
+        padding: NonNegativeInt | Literal["same"] = 0,
+        pool: Literal["max", "avg"] = "max",
+        pool_size: PositiveInt = 2,
         batchnorm: bool = False,
-        conv_dropout: float = 0.0,
+        conv_dropout: Probability = 0.0,
         global_pool: bool = False,
-        hidden: list[int] = (64,),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        init: str = "default",
+        hidden: list[PositiveInt] = (64,),
+        activation: Activation = "relu",
+        dropout: Probability = 0.0,
+        init: Init = "default",
     ):
         super().__init__()
-        if pool not in POOLS:
-            raise ConfigError("model.pool", pool, "allowed: " + ", ".join(POOLS))
-        if not isinstance(conv_dropout, int | float) or not 0 <= conv_dropout < 1:
-            raise ConfigError("model.conv_dropout", conv_dropout, "must be a number >= 0 and < 1")
-        if not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ConfigError("model.kernel_size", kernel_size, "must be an integer >= 1")
-        if not (padding == "same" or (isinstance(padding, int) and padding >= 0)):
-            raise ConfigError("model.padding", padding, "must be an integer >= 0 or 'same'")
         in_ch = input_shape[0] if len(input_shape) == 3 else 1
         layers: list[nn.Module] = []
         c = in_ch
-        for i, item in enumerate(channels):
+        for item in channels:
             if item in ("pool", "M"):
                 layers.append(POOLS[pool](pool_size))
                 if conv_dropout > 0:
                     layers.append(nn.Dropout(conv_dropout))
-            elif isinstance(item, int) and not isinstance(item, bool) and item >= 1:
+            else:
                 layers.append(nn.Conv2d(c, item, kernel_size, padding=padding, bias=not batchnorm))
                 if batchnorm:
                     layers.append(nn.BatchNorm2d(item))
                 layers.append(make_activation(activation))
                 c = item
-            else:
-                raise ConfigError(f"model.channels[{i}]", item, "must be a positive integer (conv maps) or 'pool'")
         if global_pool:
             layers.append(nn.AdaptiveAvgPool2d(1))
         self.features = nn.Sequential(*layers)

@@ -13,9 +13,6 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
 }
 
-INITS = ("default", "xavier", "kaiming", "normal")
-
-
 def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 

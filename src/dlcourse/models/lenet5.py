@@ -7,28 +7,30 @@ pooling, and 28x28 inputs padded to 32x32 (the first convolution pads by 2, whic
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
-from dlcourse.errors import ConfigError
+from dlcourse.config.types import Activation, Init, Probability
 from dlcourse.models.layers import init_weights, make_activation
 
 VARIANTS = {"classic": ("tanh", nn.AvgPool2d), "modern": ("relu", nn.MaxPool2d)}
 
 
 class LeNet5(nn.Module):
+    accepts = ("image",)
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        variant: str = "classic",
-        activation: str | None = None,
-        dropout: float = 0.0,
-        init: str = "default",
+        variant: Literal["classic", "modern"] = "classic",
+        activation: Activation | None = None,
+        dropout: Probability = 0.0,
+        init: Init = "default",
     ):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ConfigError("model.variant", variant, "allowed: " + ", ".join(VARIANTS))
         default_act, pool = VARIANTS[variant]
         act = activation or default_act
         in_ch = input_shape[0] if len(input_shape) == 3 else 1

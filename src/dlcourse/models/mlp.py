@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from torch import nn
 
+from dlcourse.config.types import Activation, Init, Probability, Widths
 from dlcourse.models.layers import flat_size, init_weights, make_activation
 
 
 class MLP(nn.Module):
+    accepts = ("table", "image", "sequence")  # any input: it flattens
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        hidden: list[int] = (100,),
-        activation: str = "relu",
-        dropout: float = 0.0,
+        hidden: Widths = (100,),
+        activation: Activation = "relu",
+        dropout: Probability = 0.0,
         batchnorm: bool = False,
-        init: str = "default",
+        init: Init = "default",
     ):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]  # images work unchanged: 1x28x28 -> 784

@@ -13,16 +13,17 @@ own learning rate `backbone_lr` if given (e.g. 10x lower than the optimizer's).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from dlcourse.config.types import Interval, Positive
 from dlcourse.errors import ConfigError
 
 ARCHS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights"}
-WEIGHTS = ("none", "imagenet")
 
 
 def imagenet_weights(arch: str):
@@ -72,26 +73,20 @@ def load_local_state(path: str) -> dict:
 
 
 class ResNet(nn.Module):
+    accepts = ("image",)
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        arch: str = "resnet18",
-        weights: str = "none",
+        arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18",
+        weights: Literal["none", "imagenet"] = "none",
         weights_path: str | None = None,
         freeze_backbone: bool = False,
-        backbone_lr: float | None = None,
-        image_size: int | None = None,
+        backbone_lr: Positive | None = None,  # null: the optimizer's lr
+        image_size: Annotated[int, Interval(ge=16)] | None = None,  # null: keep the input size
     ):
         super().__init__()
-        if arch not in ARCHS:
-            raise ConfigError("model.arch", arch, "allowed: " + ", ".join(ARCHS))
-        if weights not in WEIGHTS:
-            raise ConfigError("model.weights", weights, "allowed: " + ", ".join(WEIGHTS))
-        if backbone_lr is not None and (not isinstance(backbone_lr, int | float) or backbone_lr <= 0):
-            raise ConfigError("model.backbone_lr", backbone_lr, "must be a number > 0, or null (the optimizer's lr)")
-        if image_size is not None and (not isinstance(image_size, int) or image_size < 16):
-            raise ConfigError("model.image_size", image_size, "must be an integer >= 16, or null (keep the input size)")
         self.in_channels = input_shape[0] if len(input_shape) == 3 else 1
         if self.in_channels not in (1, 3):
             raise ConfigError("model.arch", arch, f"needs 1- or 3-channel images, the data has {self.in_channels}")

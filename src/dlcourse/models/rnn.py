@@ -13,19 +13,16 @@ follow `model.head` automatically):
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
+from dlcourse.config.types import Head, Init, Probability, Widths
 from dlcourse.errors import ConfigError
-from dlcourse.models.layers import INITS, init_weights
+from dlcourse.models.layers import init_weights
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-HEADS = ("last", "seq2seq", "iterative")
-
-
-def check_head(model: str, head: str, allowed: tuple[str, ...]) -> None:
-    if head not in allowed:
-        raise ConfigError("model.head", head, f"allowed for the {model} model: " + ", ".join(allowed))
 
 
 def seq2seq_horizon(model: str, input_shape, num_outputs: int) -> int:
@@ -37,24 +34,19 @@ def seq2seq_horizon(model: str, input_shape, num_outputs: int) -> int:
 
 
 class RNN(nn.Module):
+    accepts = ("sequence",)
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        cell: str = "rnn",
-        hidden: list[int] = (20, 20),
-        dropout: float = 0.0,
-        head: str = "last",
-        init: str = "xavier",
+        cell: Literal["rnn", "lstm", "gru"] = "rnn",
+        hidden: Widths = (20, 20),
+        dropout: Probability = 0.0,
+        head: Head = "last",
+        init: Init = "xavier",
     ):
         super().__init__()
-        if cell not in CELLS:
-            raise ConfigError("model.cell", cell, "allowed: " + ", ".join(CELLS))
-        check_head("rnn", head, HEADS)
-        if init not in INITS:
-            raise ConfigError("model.init", init, "allowed: " + ", ".join(INITS))
-        if len(input_shape) != 2:
-            raise ConfigError("model", "rnn", f"needs sequence inputs (n_steps, features), got shape {tuple(input_shape)}")
         self.cell, self.head = cell, head
         self.horizon = seq2seq_horizon("rnn", input_shape, num_outputs) if head == "seq2seq" else num_outputs
         width = int(input_shape[-1])

@@ -8,13 +8,15 @@ last step (`head: last`).
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlcourse.errors import ConfigError
+from dlcourse.config.types import Activation, MinLen, PositiveInt, Probability
 from dlcourse.models.layers import make_activation
-from dlcourse.models.rnn import check_head, seq2seq_horizon
+from dlcourse.models.rnn import seq2seq_horizon
 
 
 class CausalConv1d(nn.Conv1d):
@@ -24,26 +26,20 @@ class CausalConv1d(nn.Conv1d):
 
 
 class WaveNet(nn.Module):
+    accepts = ("sequence",)
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
         num_outputs: int,
-        filters: int = 20,
-        kernel_size: int = 2,
-        dilations: list[int] = (1, 2, 4, 8, 1, 2, 4, 8),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        head: str = "seq2seq",
+        filters: PositiveInt = 20,
+        kernel_size: PositiveInt = 2,
+        dilations: Annotated[list[PositiveInt], MinLen(1)] = (1, 2, 4, 8, 1, 2, 4, 8),
+        activation: Activation = "relu",
+        dropout: Probability = 0.0,
+        head: Literal["last", "seq2seq"] = "seq2seq",  # seq2seq: horizon values after every step
     ):
         super().__init__()
-        check_head("wavenet", head, ("last", "seq2seq"))
-        if len(input_shape) != 2:
-            raise ConfigError("model", "wavenet", f"needs sequence inputs (n_steps, features), got shape {tuple(input_shape)}")
-        if not dilations or any(int(d) < 1 for d in dilations):
-            raise ConfigError("model.dilations", list(dilations), "must be a non-empty list of integers >= 1")
-        for key, v in (("filters", filters), ("kernel_size", kernel_size)):
-            if int(v) < 1:
-                raise ConfigError(f"model.{key}", v, "must be an integer >= 1")
         self.head = head
         horizon = seq2seq_horizon("wavenet", input_shape, num_outputs) if head == "seq2seq" else num_outputs
         layers: list[nn.Module] = []

@@ -1,0 +1,5 @@
+"""`python -m dlcourse ...` is `dlcourse-train ...`."""
+
+from dlcourse.app import main
+
+main()

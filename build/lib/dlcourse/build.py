@@ -1,0 +1,88 @@
+"""From a validated config to objects, one builder per config group: the data module, the task
+(model, loss, optimizer, schedule) and the Trainer with its callbacks and loggers."""
+
+from __future__ import annotations
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+from dlcourse.checkpoints import read_checkpoint
+from dlcourse.errors import CheckpointError, ConfigError, DlcourseError
+from dlcourse.metrics import LOSSES, resolve_loss
+from dlcourse.task import Task
+
+
+def instantiate_checked(node, *args, **kwargs):
+    """instantiate(), but a DlcourseError raised by a constructor (e.g. a model's own shape check)
+    stays the one-line error it is instead of Hydra's wrapped traceback."""
+    try:
+        return instantiate(node, *args, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DlcourseError):
+            raise e.__cause__ from None
+        raise
+
+
+def build_datamodule(cfg: DictConfig):
+    dm = instantiate_checked(cfg.data, seed=cfg.seed, _convert_="all")
+    fold = OmegaConf.select(cfg, "cv.fold")  # cross-validation (dlcourse.cv): this fold's split
+    if fold == "refit":
+        dm.use_refit()
+    elif fold is not None:
+        dm.use_fold(fold, cfg.cv.folds)
+    return dm
+
+
+def build_optimizer(cfg: DictConfig):
+    """The optimizer factory: call it with the parameters (the task does)."""
+    return instantiate(cfg.optimizer, _convert_="all")
+
+
+def build_model(cfg: DictConfig, input_shape, num_outputs: int):
+    return instantiate_checked(cfg.model, input_shape=tuple(input_shape), num_outputs=num_outputs, _convert_="all")
+
+
+def build_task(cfg: DictConfig, dm) -> Task:
+    loss = resolve_loss(dm.task, cfg.task.loss)
+    if dm.task not in LOSSES[loss]:  # e.g. bce on a CSV that turned out to have 3 classes
+        allowed = [n for n, tasks in LOSSES.items() if dm.task in tasks]
+        raise ConfigError("task.loss", cfg.task.loss, f"does not fit this {dm.task} data; allowed: auto, " + ", ".join(allowed))
+    model = build_model(cfg, dm.input_shape, dm.num_outputs)
+    scheduler = instantiate(cfg.scheduler, _convert_="all") if cfg.scheduler.get("_target_") else None
+    make_task = instantiate(cfg.task, _partial_=True, _convert_="all")
+    return make_task(model=model, task=dm.task, num_classes=dm.num_classes, optimizer=build_optimizer(cfg),
+                     scheduler=scheduler, io=data_facts(dm))
+
+
+def data_facts(dm) -> dict:
+    """What rebuilding the model and reading its outputs needs, without the data: saved in checkpoints."""
+    return {"input_shape": list(dm.input_shape), "num_outputs": dm.num_outputs, "task": dm.task,
+            "class_names": dm.class_names, "feature_names": dm.feature_names,
+            "last_outputs": getattr(dm, "last_outputs", None)}  # sequences: the key of val/mse_last
+
+
+def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
+    callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not cfg.trainer.get("enable_progress_bar", True):  # the flag wins over a configured bar
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    loggers = [instantiate(lg, _convert_="all") for lg in (cfg.get("logger") or {}).values() if lg is not None]
+    if not loggers:  # nothing to monitor the lr into (Lightning would refuse to start)
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    make_trainer = instantiate(cfg.trainer, _partial_=True, _convert_="all")
+    kwargs = {"callbacks": callbacks, "logger": loggers or False, "default_root_dir": cfg.paths.output_dir, **overrides}
+    return make_trainer(**kwargs)
+
+
+def check_checkpoint(path: str, task: Task) -> None:
+    """Fail with one line if the checkpoint is corrupt or belongs to another model."""
+    state = read_checkpoint(path)["state_dict"]
+    own = task.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+                  else f"shape of {shapes[0]} is {tuple(state[shapes[0]].shape)}, the model has {tuple(own[shapes[0]].shape)}")
+        raise CheckpointError(f"checkpoint {path} does not fit this model/config ({detail})")

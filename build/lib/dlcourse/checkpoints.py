@@ -1,0 +1,29 @@
+"""Reading checkpoints safely (weights_only=True) with one-line errors a user can act on."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import torch
+
+from dlcourse.errors import CheckpointError
+
+
+def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (corrupt or truncated file?)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = str(e).splitlines()[0]
+        if "Weights only load failed" in first:
+            first = "it holds objects other than tensors and plain containers, which are not unpickled (weights_only=True)"
+        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+    missing = [k for k in need if not (isinstance(ckpt, dict) and k in ckpt)]
+    if missing:
+        raise CheckpointError(f"{path} is not a dlcourse checkpoint (no {', '.join(missing)})")
+    return ckpt

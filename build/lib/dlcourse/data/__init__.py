@@ -1,0 +1,1 @@
+"""Data modules. Each one builds its splits as in-memory tensors (see `base.InMemoryDataModule`)."""

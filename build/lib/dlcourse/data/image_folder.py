@@ -1,0 +1,100 @@
+"""Your own pictures, one folder per class, for training from scratch or transfer learning:
+
+    root/cat/001.jpg, root/cat/002.png, ..., root/dog/...        split by val_fraction/test_fraction
+    root/train/cat/..., root/val/cat/..., root/test/cat/...      separate folders (val/test optional:
+                                                                  missing ones are split off train)
+
+Every image is read once with PIL, converted to RGB (channels: 3) or grey (channels: 1), resized to
+image_size x image_size and kept in memory as one float tensor per split, normalised with the
+training split's per-channel statistics. Augmentation (random affine, flips) runs on the device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+
+from dlcourse.config.types import Fraction, Interval
+from dlcourse.data.images import ImageDataModule
+from dlcourse.errors import DataError
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+
+
+def class_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+
+
+class ImageFolderDataModule(ImageDataModule):
+    def __init__(self, root: str = "images", image_size: Annotated[int, Interval(ge=8)] = 64,
+                 channels: Literal[1, 3] = 3, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.root, self.image_size, self.channels = Path(root).expanduser(), image_size, channels
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+
+    def load_folder(self, folder: Path, class_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image, UnidentifiedImageError
+
+        images, labels = [], []
+        mode = "RGB" if self.channels == 3 else "L"
+        size = (self.image_size, self.image_size)
+        for label, name in enumerate(class_names):
+            sub = folder / name
+            for path in image_files(sub) if sub.is_dir() else []:
+                try:
+                    with Image.open(path) as img:
+                        arr = np.asarray(img.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
+                except (OSError, UnidentifiedImageError) as e:
+                    raise DataError(f"cannot read image {path}: {e}") from None
+                images.append(torch.from_numpy(arr.copy()).reshape(*size, self.channels).permute(2, 0, 1))
+                labels.append(label)
+        if not images:
+            return torch.zeros(0, self.channels, *size), torch.zeros(0, dtype=torch.long)
+        return torch.stack(images).float().div_(255.0), torch.tensor(labels, dtype=torch.long)
+
+    def split_off(self, x, y, fraction: float, g: torch.Generator):
+        """Stratified: `fraction` of every class goes to the second part."""
+        take = []
+        for c in y.unique():
+            idx = (y == c).nonzero().flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            take.append(idx[: max(1, round(fraction * len(idx)))] if len(idx) > 1 else idx[:0])
+        take = torch.cat(take) if take else torch.zeros(0, dtype=torch.long)
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[take] = False
+        return (x[keep], y[keep]), (x[take], y[take])
+
+    def build(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        if not self.root.is_dir():
+            raise DataError(f"image folder {self.root} not found: set data.root to a folder with one "
+                            f"sub-folder of images per class (or train/, val/, test/ sub-folders)")
+        split_dirs = {s: next((self.root / n for n in names if (self.root / n).is_dir()), None)
+                      for s, names in SPLIT_DIRS.items()}
+        train_dir = split_dirs["train"] or self.root
+        self.class_names = [p.name for p in class_folders(train_dir)]
+        if len(self.class_names) < 2:
+            raise DataError(f"{train_dir} needs at least two class folders with images, found "
+                            f"{self.class_names or 'none'}")
+        g = torch.Generator().manual_seed(self.seed)
+        train = self.load_folder(train_dir, self.class_names)
+        if len(train[1]) == 0:
+            raise DataError(f"no images ({', '.join(sorted(EXTENSIONS))}) in the class folders of {train_dir}")
+        splits = {}
+        for split, fraction in (("test", self.test_fraction), ("val", self.val_fraction)):
+            if split_dirs[split] is not None:
+                splits[split] = self.load_folder(split_dirs[split], self.class_names)
+            else:
+                train, splits[split] = self.split_off(*train, fraction, g)
+            if len(splits[split][1]) == 0:
+                raise DataError(f"the {split} split is empty: add images (at least 2 per class) or a {split}/ folder")
+        self.fit_normalization(train[0])
+        norm = self.apply_normalization
+        return {s: (norm(x), y) for s, (x, y) in {"train": train, **splits}.items()}

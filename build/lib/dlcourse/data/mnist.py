@@ -1,0 +1,130 @@
+"""MNIST and Fashion-MNIST: 60,000 training and 10,000 test images of 28x28 grey pixels, 10 classes.
+
+The files are torchvision's: `<root>/MNIST/raw/*-ubyte.gz` (or `<root>/FashionMNIST/raw/`).
+`data.root` may be read-only and hold only the four `.gz` files: they are read directly (gzip
+in memory), nothing is written there. `data.download=true` uses torchvision's own download
+(needs internet and a writable root). The 60k training images are split into train and
+validation (`n_val`, seeded); the 10k test images are used for the test only.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlcourse.config.types import PositiveInt
+from dlcourse.data.images import ImageDataModule
+from dlcourse.errors import DataError
+
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_TYPES = {0x08: np.uint8}
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (the MNIST format), plain or gzipped, as a uint8 tensor."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes (the MNIST format)")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    if len(data) - offset != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated or corrupt: header says {dims}, file has {len(data) - offset} values")
+    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims).copy())
+
+
+class MNISTDataModule(ImageDataModule):
+    """Hand-written digits. Options as in conf/data/mnist.yaml."""
+
+    dataset = "MNIST"  # torchvision's class name and folder name
+    default_class_names = [str(i) for i in range(10)]
+
+    def __init__(self, root: str = "data", download: bool = False, n_val: PositiveInt = 16000, **kwargs):
+        super().__init__(**kwargs)
+        self.root, self.download, self.n_val = Path(root).expanduser(), download, n_val
+        self.class_names = list(self.default_class_names)
+
+    # -- files --------------------------------------------------------------------------
+    def raw_dir(self) -> Path:
+        return self.root / self.dataset / "raw"
+
+    def find(self, stem: str) -> Path | None:
+        for name in (stem, stem + ".gz"):
+            path = self.raw_dir() / name
+            if path.is_file():
+                return path
+        return None
+
+    def missing_message(self) -> str:
+        return (f"{self.dataset} not found: looked for {self.raw_dir()}/train-images-idx3-ubyte.gz "
+                f"(and the other three *-ubyte.gz files). Point data.root at a folder with "
+                f"{self.dataset}/raw/ in it (e.g. data.root=/path/to/datasets), or set "
+                f"data.download=true to download them there (needs internet)")
+
+    def load_raw(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        stems = [s for pair in FILES.values() for s in pair]
+        if any(self.find(s) is None for s in stems):
+            if not self.download:
+                raise DataError(self.missing_message())
+            return self.download_with_torchvision()
+        return {split: (read_idx(self.find(img)), read_idx(self.find(lab))) for split, (img, lab) in FILES.items()}
+
+    def download_with_torchvision(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, self.dataset)
+        out = {}
+        try:
+            for split in ("train", "test"):
+                ds = cls(str(self.root), train=split == "train", download=True)
+                out[split] = (ds.data, ds.targets)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(f"{self.dataset} download into {self.raw_dir()} failed ({reason}). "
+                            f"Copy the four *-ubyte.gz files there by hand, or point data.root at a "
+                            f"folder that has {self.dataset}/raw/") from None
+        return out
+
+    # -- splits -------------------------------------------------------------------------
+    def build(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        raw = self.load_raw()
+        x_all, y_all = raw["train"]
+        x_test, y_test = raw["test"]
+        n = len(x_all)
+        if not 1 <= self.n_val < n:
+            raise DataError(f"data.n_val={self.n_val} must be between 1 and {n - 1} "
+                            f"({n} training images to split into train and validation)")
+        g = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(n, generator=g)
+        val_idx, train_idx = order[: self.n_val], order[self.n_val:]
+
+        def as_float(x: torch.Tensor) -> torch.Tensor:  # uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1]
+            return x.unsqueeze(1).float().div_(255.0)
+
+        x_train = as_float(x_all[train_idx])
+        self.fit_normalization(x_train)  # statistics of the training split only
+        norm = self.apply_normalization
+        return {
+            "train": (norm(x_train), y_all[train_idx].long()),
+            "val": (norm(as_float(x_all[val_idx])), y_all[val_idx].long()),
+            "test": (norm(as_float(x_test)), y_test.long()),
+        }
+
+
+class FashionMNISTDataModule(MNISTDataModule):
+    """Zalando's Fashion-MNIST: same format and sizes, 10 kinds of clothing."""
+
+    dataset = "FashionMNIST"
+    default_class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

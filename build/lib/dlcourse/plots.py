@@ -1,0 +1,93 @@
+"""Figures for the student, as plain matplotlib functions (no Lightning): each returns a Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; figures go to PNG and TensorBoard
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def confusion_matrix_figure(cm: np.ndarray, class_names: list[str]):
+    """Counts and row-normalised (recall per true class) side by side."""
+    k = len(class_names)
+    size = max(4.0, 0.55 * k + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
+    for ax, data, title, fmt in ((axes[0], cm, "counts", "d"), (axes[1], norm, "normalised by true class", ".2f")):
+        ax.imshow(data, cmap="Blues")
+        ax.set_title(f"confusion matrix ({title})")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+        ax.set_yticks(range(k), class_names)
+        top = data.max() if data.size else 1
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, format(data[i, j], fmt), ha="center", va="center", fontsize=8,
+                        color="white" if data[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]):
+    """curves: label -> (fpr, tpr, auc)."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for label, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curve (test set)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def decision_boundary_figure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
+                             class_names: list[str], max_points: int = 2000, resolution: int = 200):
+    """The classifier's probability (binary) or chosen class over the plane, with test points on top."""
+    device = next(model.parameters()).device
+    xn, yn = x.cpu().numpy(), y.cpu().numpy()
+    lo, hi = xn.min(0) - 0.5, xn.max(0) + 0.5
+    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+    grid = torch.tensor(np.stack([g0.ravel(), g1.ravel()], 1), dtype=torch.float32, device=device)
+    was_training = model.training
+    model.eval()
+    out = model(grid).float()
+    model.train(was_training)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    if task == "binary":
+        z = torch.sigmoid(out.squeeze(-1)).cpu().numpy().reshape(g0.shape)
+        cs = ax.contourf(g0, g1, z, levels=20, cmap="RdBu_r", alpha=0.6)
+        ax.contour(g0, g1, z, levels=[0.5], colors="k", linewidths=1.5)
+        fig.colorbar(cs, ax=ax, label=f"P({class_names[1]})")
+    else:
+        z = out.argmax(-1).cpu().numpy().reshape(g0.shape)
+        ax.contourf(g0, g1, z, levels=np.arange(len(class_names) + 1) - 0.5, cmap="tab10", alpha=0.3)
+    idx = np.random.default_rng(0).permutation(len(xn))[:max_points]
+    for c, name in enumerate(class_names):
+        sel = idx[yn[idx] == c]
+        ax.scatter(xn[sel, 0], xn[sel, 1], s=4, label=name, alpha=0.7)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_title("decision boundary (test points)")
+    ax.legend(loc="upper left", fontsize=8, markerscale=3)
+    fig.tight_layout()
+    return fig
+
+
+def regression_figure(preds: np.ndarray, targets: np.ndarray):
+    fig, ax = plt.subplots(figsize=(5, 5))
+    p, t = preds.ravel(), targets.ravel()
+    ax.scatter(t, p, s=3, alpha=0.4)
+    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title("predicted vs true (test set)")
+    fig.tight_layout()
+    return fig
