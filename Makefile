@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install dlcourse with its test extras
 
-train: $(STAMP) ## run the default experiment (gaussian_mlp); extra overrides: make train ARGS="optimizer.lr=0.1"
-	$(BIN)/dlcourse-train $(ARGS)
+train: $(STAMP) ## the course's default experiment (gaussian_mlp); ARGS replace it: make train ARGS="experiment=iris_mlp"
+	$(BIN)/dlcourse-train $(or $(ARGS),experiment=gaussian_mlp)
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest $(ARGS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -156,7 +157,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=None, help="epochs per measurement (default: per case)")
     ap.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     ap.add_argument("--precision", default="32-true", help="e.g. bf16-mixed on a GPU")
-    ap.add_argument("--data-root", default=str(REPO.parent / "shared" / "datasets"), help="for real-data cases")
+    ap.add_argument("--data-root", default=os.environ.get("DLCOURSE_DATASETS", str(REPO.parent / "shared" / "datasets")),
+                    help="for real-data cases (default: $DLCOURSE_DATASETS, else ../shared/datasets)")
     ap.add_argument("--progress-bar", action="store_true", help="time the framework with its progress bar on")
     ap.add_argument("--out", default=str(REPO / "outputs" / "benchmark.md"))
     ap.add_argument("--row-json", default=None, help=argparse.SUPPRESS)  # internal: one case's child process

@@ -8,7 +8,8 @@
 
 Each row is one named experiment (`experiment=<name>` plus the row's overrides), run in its own
 `python -m dlcourse` process exactly as a user would run it. The table (experiment, the course's stated result,
-the target, the result achieved, epochs, seconds) goes to stdout and to `outputs/reproduce.md`.
+the target, the result achieved, epochs, seconds) goes to stdout and to `outputs/reproduce.md`
+(under $DLCOURSE_ROOT if set; the data are read from $DLCOURSE_DATASETS if set).
 Results are also kept in `outputs/reproduce.json`, so rows run separately (`--only`) end up in
 one table; a row run again replaces its earlier result.
 """
@@ -28,7 +29,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared, read-only datasets folder next to the checkout (MNIST/raw/*.gz, FashionMNIST/raw/*.gz).
-DEFAULT_DATA_ROOT = (REPO / ".." / "shared" / "datasets").resolve()
+# Where the real datasets are (MNIST/raw, FashionMNIST/raw) and where results go, unless given:
+# $DLCOURSE_DATASETS and $DLCOURSE_ROOT (as for dlcourse-train's outputs), else the development layout.
+DEFAULT_DATA_ROOT = Path(os.environ.get("DLCOURSE_DATASETS", REPO / ".." / "shared" / "datasets")).resolve()
+OUTPUTS = Path(os.environ.get("DLCOURSE_ROOT", REPO)) / "outputs"
 
 
 @dataclass
@@ -147,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="folder with MNIST/raw, FashionMNIST/raw")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an extra override for every row (repeatable), e.g. --set trainer.accelerator=gpu")
-    p.add_argument("--out", default=str(REPO / "outputs" / "reproduce.md"), help="markdown table file")
-    p.add_argument("--runs", default=str(REPO / "outputs" / "reproduce"), help="where the rows' run directories go")
+    p.add_argument("--out", default=str(OUTPUTS / "reproduce.md"), help="markdown table file")
+    p.add_argument("--runs", default=str(OUTPUTS / "reproduce"), help="where the rows' run directories go")
     p.add_argument("--list", action="store_true", help="list the rows and exit")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is fastest on a CPU shared with other jobs)")

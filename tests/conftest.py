@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlcourse.compose import compose, conf_dir, job_config
@@ -50,7 +53,6 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
 
 def write_pngs(folder: Path, per_class: int = 8, size: int = 20) -> None:
     """An image folder of two learnable classes: reddish and bluish noise."""
-    import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -64,8 +66,6 @@ def write_pngs(folder: Path, per_class: int = 8, size: int = 20) -> None:
 
 def write_table(path: Path, per_class: int = 30, classes=("cat", "dog", "fox")) -> Path:
     """A CSV of two numeric features and a string label, one well-separated cluster per class."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     lines = ["weight,height,label"]
     for k, name in enumerate(classes):
@@ -73,3 +73,31 @@ def write_table(path: Path, per_class: int = 30, classes=("cat", "dog", "fox")) 
             lines.append(f"{x:.3f},{y:.3f},{name}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_idx(path: Path, array) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def fake_digits(n: int, rng):
+    """Learnable images: class c is a bright bar at row 2c+4, plus noise."""
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 40, size=(n, 28, 28))
+    for i, c in enumerate(labels):
+        images[i, 2 * c + 4: 2 * c + 7, 4:24] = 255
+    return images, labels
+
+
+def write_fake_mnist(root: Path, n_train: int = 64, n_test: int = 32) -> Path:
+    """torchvision's layout with only the four .gz files, for MNIST and Fashion-MNIST."""
+    rng = np.random.default_rng(0)
+    for name in ("MNIST", "FashionMNIST"):
+        raw = root / name / "raw"
+        raw.mkdir(parents=True)
+        for split, n in (("train", n_train), ("t10k", n_test)):
+            x, y = fake_digits(n, rng)
+            write_idx(raw / f"{split}-images-idx3-ubyte.gz", x)
+            write_idx(raw / f"{split}-labels-idx1-ubyte.gz", y)
+    return root

@@ -34,7 +34,7 @@ BAD_INPUTS = [
     (["+model.hiden=3"], "model.hiden=3", "did you mean model.hidden?"),
     (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1", ">= 0"),
     (["data=csv"], "data.path='???'", "is required"),
-    (["model=cnn"], "model._target_='dlcourse.models.cnn.CNN'", "takes images"),  # the data are table rows
+    (["model=cnn"], "model=cnn takes images", "models for rows of numeric features: linear, mlp"),
     # Hydra's grammar and keys that do not exist: the closest match
     (["lr=0.1"], "lr=0.1", "did you mean optimizer.lr?"),
     (["model.hiden=[10]"], "model.hiden=[10]", "did you mean model.hidden?"),

@@ -96,7 +96,7 @@ def test_own_images_with_any_image_model(tmp_path, pictures, model):
 
 def test_a_users_own_config_dir_and_model(tmp_path, monkeypatch):
     """A model with keys no shipped model has (`width`, `head: cls`), in the user's package and config dir."""
-    (tmp_path / "mynets.py").write_text(
+    (tmp_path / "user_nets.py").write_text(
         "from typing import Literal\nfrom torch import nn\n\n"
         "class Tiny(nn.Module):\n"
         "    def __init__(self, input_shape, num_outputs, width: int = 8, head: Literal['cls', 'mean'] = 'cls'):\n"
@@ -107,17 +107,17 @@ def test_a_users_own_config_dir_and_model(tmp_path, monkeypatch):
     conf = tmp_path / "my_conf"
     (conf / "model").mkdir(parents=True)
     (conf / "experiment").mkdir()
-    (conf / "model" / "tiny.yaml").write_text("_target_: mynets.Tiny\nwidth: 8\nhead: cls\n")
+    (conf / "model" / "tiny.yaml").write_text("_target_: user_nets.Tiny\nwidth: 8\nhead: cls\n")
     (conf / "experiment" / "my_iris.yaml").write_text(
         "# @package _global_\ndefaults:\n  - override /data: iris\n  - override /model: tiny\n\nname: my_iris\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     metrics = run(["--config-dir", str(conf), "experiment=my_iris", "model.width=16", "model.head=mean"], tmp_path)
     assert metrics["experiment"] == "my_iris" and metrics["params"] == 4 * 16 + 16 + 16 * 3 + 3
-    sys.modules.pop("mynets", None)
+    sys.modules.pop("user_nets", None)
 
 
 def test_a_users_model_is_validated_by_its_own_signature(tmp_path, capsys, monkeypatch):
-    (tmp_path / "mynets2.py").write_text(
+    (tmp_path / "user_nets2.py").write_text(
         "from typing import Literal\nfrom torch import nn\n\nclass Tiny(nn.Module):\n"
         "    def __init__(self, input_shape, num_outputs, width: int = 8, head: Literal['cls', 'mean'] = 'cls'):\n"
         "        super().__init__()\n")
@@ -126,7 +126,7 @@ def test_a_users_model_is_validated_by_its_own_signature(tmp_path, capsys, monke
     for bad, says in ((["+model.widht=3"], "did you mean model.width?"), (["+model.head=max"], "allowed: cls, mean"),
                       (["+model.width=wide"], "must be an integer")):
         with pytest.raises(SystemExit):
-            main(["data=iris", "model=mlp", "model._target_=mynets2.Tiny", "~model.hidden", "~model.activation",
+            main(["data=iris", "model=mlp", "model._target_=user_nets2.Tiny", "~model.hidden", "~model.activation",
                   "~model.dropout", "~model.batchnorm", "~model.init", *bad])
         assert says in capsys.readouterr().err
     assert not (tmp_path / "outputs").exists()

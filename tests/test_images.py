@@ -10,12 +10,11 @@ import os
 import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import run_cli, write_pngs
+from conftest import run_cli, write_fake_mnist, write_pngs
 from dlcourse.config.validate import check_node
 from dlcourse.data.mnist import FashionMNISTDataModule, MNISTDataModule, read_idx
 from dlcourse.errors import ConfigError, DataError
@@ -28,33 +27,12 @@ from dlcourse.train import train
 N_TRAIN, N_TEST = 64, 32
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def fake_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable images: class c is a bright bar at row 2c+4, plus noise."""
-    labels = np.arange(n) % 10
-    images = rng.integers(0, 40, size=(n, 28, 28))
-    for i, c in enumerate(labels):
-        images[i, 2 * c + 4: 2 * c + 7, 4:24] = 255
-    return images, labels
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     """torchvision's layout with only the four .gz files, for MNIST and Fashion-MNIST; read-only."""
     root = tmp_path_factory.mktemp("datasets")
-    rng = np.random.default_rng(0)
-    for name in ("MNIST", "FashionMNIST"):
-        raw = root / name / "raw"
-        raw.mkdir(parents=True)
-        for split, n in (("train", N_TRAIN), ("t10k", N_TEST)):
-            x, y = fake_digits(n, rng)
-            write_idx(raw / f"{split}-images-idx3-ubyte.gz", x)
-            write_idx(raw / f"{split}-labels-idx1-ubyte.gz", y)
+    write_fake_mnist(root, N_TRAIN, N_TEST)
+    for raw in root.glob("*/raw"):
         for p in [raw, raw.parent]:
             p.chmod(0o555)
     root.chmod(0o555)

@@ -271,3 +271,11 @@ def test_ddp_cpu_matches_single_process_and_writes_one_run_dir(tmp_path):
     for split in ("val", "test"):
         for k, v in m1[split].items():
             assert m2[split][k] == pytest.approx(v, abs=2e-3), k
+
+
+def test_a_bad_value_in_a_sweep_stops_it_before_any_job_runs(tmp_path):
+    r = run_cli(["-m", *TINY, "model.dropout=0.1,1.5"], cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    (line,) = r.stderr.strip().splitlines()
+    assert "model.dropout=1.5 is invalid" in line and "in job 1" in line
+    assert not (tmp_path / "outputs").exists()

@@ -24,7 +24,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, user_dirs
+from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
 from dlcourse.config.validate import validate
 from dlcourse.errors import ConfigError, DlcourseError, fail
 from dlcourse.hints import explain
@@ -70,14 +70,17 @@ def main(argv: list[str] | None = None) -> None:
 
         print(help_text())
         return
+    if "" not in sys.path and os.getcwd() not in sys.path:  # modules in the folder run from, as `python -m` finds them
+        sys.path.insert(0, os.getcwd())
     dirs = user_dirs(args.config_dir)
+    saved = os.environ.get(USER_DIRS_ENV)
     if dirs:  # DDP ranks, parallel and cluster jobs start new processes: they need the same search path
         os.environ[USER_DIRS_ENV] = os.pathsep.join(map(str, dirs))
     overrides = [expand_home(o) for o in args.overrides]
     try:
         start(dirs)
-        if args.cfg:
-            show(overrides, args.cfg, args.package, args.resolve)
+        if args.cfg:  # of a sweep: its first job
+            show(job_overrides(overrides)[0] if args.multirun else overrides, args.cfg, args.package, args.resolve)
         elif args.multirun:
             sweep(overrides)
         else:
@@ -88,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         fail(explain(e, overrides, lambda key: compose([o for o in overrides if not _sets(o, key)])))
     except OmegaConfBaseException as e:
         fail(str(e).strip().splitlines()[0])
+    finally:  # main() may run again in this process (tests): no search path left behind
+        stop()
+        if saved is None:
+            os.environ.pop(USER_DIRS_ENV, None)
+        else:
+            os.environ[USER_DIRS_ENV] = saved
 
 
 def _sets(override: str, key: str) -> bool:

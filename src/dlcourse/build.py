@@ -76,9 +76,15 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     return make_trainer(**kwargs)
 
 
-def check_checkpoint(path: str, task: Task) -> None:
-    """Fail with one line if the checkpoint is corrupt or belongs to another model."""
-    state = read_checkpoint(path)["state_dict"]
+def check_checkpoint(path: str, task: Task, max_epochs: int | None = None) -> None:
+    """Fail with one line if the checkpoint is corrupt, belongs to another model, or has trained
+    more epochs than the run may (`max_epochs`)."""
+    ckpt = read_checkpoint(path)
+    epoch = ckpt.get("epoch")
+    if max_epochs is not None and isinstance(epoch, int) and epoch > max_epochs:
+        raise ConfigError("trainer.max_epochs", max_epochs, f"the checkpoint {path} has trained {epoch + 1} epochs "
+                          f"already; set trainer.max_epochs above {epoch + 1} to train it further")
+    state = ckpt["state_dict"]
     own = task.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     shapes = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]

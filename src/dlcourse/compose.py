@@ -42,6 +42,12 @@ def start(config_dirs: list[Path] | tuple = ()) -> None:
 _search_path: list[str] = []
 
 
+def stop() -> None:
+    global _search_path
+    _search_path = []
+    GlobalHydra.instance().clear()
+
+
 def with_search_path(overrides: list[str]) -> list[str]:
     if not _search_path or any(o.startswith("hydra.searchpath=") for o in overrides):
         return list(overrides)

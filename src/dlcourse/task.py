@@ -136,7 +136,7 @@ class Task(L.LightningModule):
             raise NonFiniteLossError(
                 f"the loss became non-finite (nan or inf) in epoch {self.current_epoch}; "
                 f"the run stopped and its last good checkpoint stays. Try a lower learning rate "
-                f"(optimizer.lr is {lr:g} now) or gradient clipping (trainer.gradient_clip_val=1.0)"
+                f"(optimizer.lr is {lr:g} now) or gradient clipping (task.gradient_clip_val=1.0)"
             )
 
     def on_validation_start(self):

@@ -61,7 +61,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     dm.setup("fit")  # builds the data now: the model's input/output sizes come from it
     task = build_task(cfg, dm)
     if cfg.ckpt_path is not None:
-        check_checkpoint(cfg.ckpt_path, task)
+        check_checkpoint(cfg.ckpt_path, task, cfg.trainer.max_epochs)
     return Prepared(cfg, dm, task, started)
 
 

@@ -70,14 +70,16 @@ def main(argv: list[str] | None = None) -> None:
 
         print(help_text())
         return
+    if "" not in sys.path and os.getcwd() not in sys.path:  # modules in the folder run from, as `python -m` finds them
+        sys.path.insert(0, os.getcwd())
     dirs = user_dirs(args.config_dir)
     if dirs:  # DDP ranks, parallel and cluster jobs start new processes: they need the same search path
         os.environ[USER_DIRS_ENV] = os.pathsep.join(map(str, dirs))
     overrides = [expand_home(o) for o in args.overrides]
     try:
         start(dirs)
-        if args.cfg:
-            show(overrides, args.cfg, args.package, args.resolve)
+        if args.cfg:  # of a sweep: its first job
+            show(job_overrides(overrides)[0] if args.multirun else overrides, args.cfg, args.package, args.resolve)
         elif args.multirun:
             sweep(overrides)
         else:

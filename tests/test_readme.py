@@ -1,0 +1,227 @@
+"""The README is executable: every command in its code blocks (and the inline ones) runs here, in
+README order, in a sandbox laid out like a checkout (examples/, ../shared/datasets with tiny fake
+MNIST, a home with ~/Downloads and ~/pictures, a torch hub cache with planted ImageNet weights).
+
+Runs get a short epoch budget; a command that needs a GPU or a cluster is composed and validated
+(`--cfg job`) instead; `<run>` and `<timestamp>` stand for the newest run or sweep directory of that
+experiment. The error examples (`$ dlcourse-train ...` followed by `error: ...`) must fail with
+exactly that line. Files the README shows with a path in their first line (`# mynets.py`) are
+written as shown before the commands run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, write_fake_mnist, write_pngs
+
+README = REPO / "README.md"
+BIN = Path(sys.executable).parent
+# Commands not run here, and why.
+SKIP = {
+    "make test": "this suite itself",
+    "make benchmark": "all cases, minutes; its script runs below with --only and a short budget",
+    "make reproduce": "every course row on real data, hours on a CPU; its script runs below with --only",
+}
+NEEDS_GPU_OR_CLUSTER = ("trainer=ddp ", "trainer=gpu", "hydra/launcher=slurm")
+
+
+def blocks() -> list[tuple[str, list[str]]]:
+    """(language, lines) of every fenced block."""
+    found, lang, lines = [], None, []
+    for line in README.read_text().splitlines():
+        if line.startswith("```"):
+            if lang is None:
+                lang, lines = line[3:].strip(), []
+            else:
+                found.append((lang, lines))
+                lang = None
+        elif lang is not None:
+            lines.append(line)
+    return found
+
+
+def commands() -> list[str]:
+    """Command lines in README order: bash blocks (continuations joined), `$ ` examples with the
+    error line they show (`command\\nerror: ...`), and inline `dlcourse-...` code."""
+    out = []
+    text = README.read_text()
+    for lang, lines in blocks():
+        joined = "\n".join(lines).replace("\\\n", " ")
+        for i, line in enumerate(joined.splitlines()):
+            if lang == "bash" and line.strip() and not line.startswith("#"):
+                out.append(line.strip())
+            elif lang == "" and line.startswith("$ "):
+                out.append(f"{line[2:]}\n{joined.splitlines()[i + 1]}")
+    for inline in re.findall(r"`((?:dlcourse-|make |python |tensorboard )[^`]*)`", text):
+        if "<run dir>" not in inline and inline != "tensorboard --logdir":
+            out.append(inline)
+    unique: dict[str, str] = {}
+    for command in out:  # once each (comments aside)
+        unique.setdefault(" ".join(shlex.split(command.partition("\n")[0], comments=True)), command)
+    return list(unique.values())
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("readme")
+    repo, home = root / "repo", root / "home"
+    repo.mkdir()
+    subprocess.run(["cp", "-r", str(REPO / "examples"), str(repo)], check=True)
+    write_fake_mnist(root / "shared" / "datasets", n_train=128, n_test=64)
+    write_fake_mnist(repo / "data", n_train=128, n_test=64)  # data.root's default, ./data
+    write_pngs(home / "pictures" / "pets", per_class=6, size=24)
+    import torch
+    import torchvision
+
+    torch.manual_seed(1)
+    weights = torchvision.models.resnet18(weights=None).state_dict()  # stands in for the ImageNet weights
+    for folder in (home / "Downloads", root / "torch" / "hub" / "checkpoints"):
+        folder.mkdir(parents=True)
+        torch.save(weights, folder / "resnet18-f37072fd.pth")
+    for lang, lines in blocks():  # the files the README shows
+        match = next((m for m in (re.match(r"# (\S+\.(py|yaml))", line) for line in lines[:2]) if m), None)
+        if match and lang in ("python", "yaml"):
+            path = repo / match.group(1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "HOME": str(home), "TORCH_HOME": str(root / "torch"), "DLCOURSE_ROOT": str(repo),
+           "DLCOURSE_DATASETS": str(root / "shared" / "datasets"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return {"repo": repo, "env": env}
+
+
+MNIST_RUNS = ("experiment=mnist", "experiment=fashion", "data=mnist", "data=fashion")
+
+
+def budget(argv: list[str]) -> list[str]:
+    """A short run of a dlcourse-train command: 2 epochs (3 when it asks for more; a resume keeps its
+    own), 2 Optuna trials, 32 validation images of the tiny fake MNIST."""
+    extra = ["trainer.enable_progress_bar=false"]
+    if not any(a.startswith("ckpt_path=") for a in argv):
+        argv = [re.sub(r"^trainer\.max_epochs=\d+$", "trainer.max_epochs=3", a) for a in argv]
+        if not any(a.startswith("trainer.max_epochs=") for a in argv):
+            extra.append("trainer.max_epochs=2")
+    if any(a.startswith("hparams_search=") for a in argv):
+        extra.append("hydra.sweeper.n_trials=2")
+    if any(a.startswith(MNIST_RUNS) for a in argv):
+        extra.append("data.n_val=32")
+    if any(a.startswith("experiment=sine") for a in argv) and not any(a.startswith("data=") for a in argv):
+        extra.append("data.n_series=500")
+    return [*argv, *extra]
+
+
+def newest(repo: Path, pattern: str) -> str:
+    found = sorted(repo.glob(pattern), key=lambda p: p.stat().st_mtime)
+    assert found, f"no {pattern} from an earlier README command"
+    return str(found[-1].relative_to(repo))
+
+
+def prepare(command: str, repo: Path) -> tuple[list[str], Path]:
+    """The argv to run and where (the sandbox, or the checkout for make and scripts)."""
+    if "<run>" in command:
+        experiment = re.search(r"outputs/([^/]+)/<run>", command).group(1)
+        run = newest(repo, f"outputs/{experiment}/*/checkpoints/last.ckpt")
+        command = command.replace(f"outputs/{experiment}/<run>", str(Path(run).parent.parent))
+    if "<timestamp>" in command:
+        command = command.replace("outputs/iris_mlp/multirun/<timestamp>", newest(repo, "outputs/iris_mlp/multirun/*"))
+    argv = shlex.split(command, comments=True)
+    tool = argv[0]
+    if tool == "dlcourse-train":
+        if any(marker in command + " " for marker in NEEDS_GPU_OR_CLUSTER):
+            return [tool, "--cfg", "job", *argv[1:]], repo
+        return [tool, *budget(argv[1:])], repo
+    if tool == "python" and argv[1] == "scripts/benchmark.py":
+        return [sys.executable, *argv[1:], "--epochs", "3"], REPO
+    if tool == "python" and argv[1] == "scripts/reproduce.py":
+        tiny = ["--set", "data.n_val=32"] if "mnist" in command else []
+        return [sys.executable, *argv[1:], "--set", "trainer.max_epochs=1", *tiny], REPO
+    if tool == "python" and argv[1] == "scripts/precision_speed.py":
+        return [sys.executable, *argv[1:], "--steps", "2"], REPO
+    if tool == "python" and argv[1] == "-m":
+        return [sys.executable, *budget(argv[1:])], repo
+    if tool == "python":
+        return [sys.executable, *argv[1:]], REPO
+    if tool == "make":
+        return argv, REPO
+    return argv, repo
+
+
+@pytest.mark.parametrize("command", commands())
+def test_readme_command_runs(sandbox, command, capfd):
+    command, _, expected_error = command.partition("\n")
+    bare = " ".join(shlex.split(command, comments=True))
+    if bare in SKIP:
+        pytest.skip(SKIP[bare])
+    argv, cwd = prepare(command, sandbox["repo"])
+    if argv[-1] == "tensorboard" or argv[0] == "tensorboard":
+        return serve(argv, cwd, sandbox["env"])
+    before = snapshot() if argv[1:2] == ["scripts/make_examples.py"] else None
+    result = run(argv, cwd, sandbox["env"], capfd)
+    if expected_error:  # an error example: exit 2 and the line the README shows (up to its "...")
+        assert result.returncode == 2, result.stderr[-2000:]
+        shown = expected_error.split("...")[0].rstrip()
+        assert result.stderr.strip().startswith(shown), f"README: {expected_error}\nactual: {result.stderr}"
+        return
+    assert result.returncode == 0, f"{' '.join(argv)}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    if before is not None:
+        assert snapshot() == before, "scripts/make_examples.py must reproduce examples/ exactly"
+
+
+IN_PROCESS = {"dlcourse-train": "dlcourse.app", "dlcourse-eval": "dlcourse.evaluate", "dlcourse-summary": "dlcourse.sweep.summary"}
+
+
+def run(argv: list[str], cwd: Path, env: dict, capfd) -> subprocess.CompletedProcess:
+    """A dlcourse command runs in this process (torch is imported already: seconds saved per command),
+    unless it starts processes of its own (sweeps, DDP); anything else as a subprocess."""
+    if argv[0] in IN_PROCESS and "-m" not in argv and "trainer=ddp_cpu" not in argv:
+        import importlib
+
+        main = importlib.import_module(IN_PROCESS[argv[0]]).main
+        saved_env, saved_cwd = dict(os.environ), os.getcwd()
+        os.environ.update(env)
+        os.chdir(cwd)
+        capfd.readouterr()
+        code = 0
+        try:
+            main(argv[1:])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            os.chdir(saved_cwd)
+            os.environ.clear()
+            os.environ.update(saved_env)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(argv, code, out, err)
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def snapshot() -> dict:
+    return {p.name: p.read_bytes() for p in sorted((REPO / "examples").glob("*.csv"))}
+
+
+def serve(argv: list[str], cwd: Path, env: dict) -> None:
+    """A server command: it must come up and say where (then it is stopped)."""
+    proc = subprocess.Popen(argv if argv[0] != "tensorboard" else [str(BIN / "tensorboard"), *argv[1:]], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline, seen = time.time() + 120, ""
+        while time.time() < deadline and "http://" not in seen:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            seen += line
+        assert "http://" in seen, seen[-2000:]
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
