@@ -169,3 +169,26 @@ def test_a_moved_key_in_a_users_experiment_names_its_new_place(tmp_path, capsys,
     with pytest.raises(SystemExit):
         main(["--config-dir", str(tmp_path / "old_conf"), "experiment=old"])
     assert "trainer.batch_size=16 is invalid: this key moved: set data.batch_size instead" in capsys.readouterr().err
+
+
+def test_a_run_is_composed_once_and_validated_once(tmp_path, monkeypatch):
+    """Also under cross-validation (each fold used to validate again)."""
+    import dlcourse.app as app
+    import dlcourse.compose as composing
+
+    calls = {"compose": 0, "validate": 0}
+    real_compose, real_validate = composing.hydra_compose, app.validate
+
+    def counting_compose(*args, **kwargs):
+        calls["compose"] += 1
+        return real_compose(*args, **kwargs)
+
+    def counting_validate(cfg):
+        calls["validate"] += 1
+        return real_validate(cfg)
+
+    monkeypatch.setattr(composing, "hydra_compose", counting_compose)
+    monkeypatch.setattr(app, "validate", counting_validate)
+    metrics = run(["experiment=iris_mlp", "cv.folds=3"], tmp_path)
+    assert metrics["cv"]["folds"] == 3
+    assert calls == {"compose": 1, "validate": 1}

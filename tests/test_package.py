@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,12 @@ SRC = REPO / "src" / "dlcourse"
 
 
 def test_a_wheel_installed_apart_trains_the_default_experiment_from_another_directory(tmp_path):
-    wheels = tmp_path / "wheels"
+    wheels, checkout = tmp_path / "wheels", tmp_path / "checkout"
+    # A copy of the checkout (what git would clone), so that building leaves nothing in this one.
+    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(".git", ".venv", "outputs", "build", "*.egg-info",
+                                                                   "__pycache__", ".pytest_cache", ".ruff_cache"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            str(REPO), "-w", str(wheels)], capture_output=True, text=True, timeout=300)
+                            str(checkout), "-w", str(wheels)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = wheels.glob("dlcourse-*.whl")
     venv = tmp_path / "venv"

@@ -1,5 +1,0 @@
-"""`python -m dlcourse ...` is `dlcourse-train ...`."""
-
-from dlcourse.app import main
-
-main()
