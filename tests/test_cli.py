@@ -47,6 +47,7 @@ BAD_INPUTS = [
     (["loss=mae"], "loss=mae", "use task.loss=mae"),
     (["optimizer.l1=0.1"], "optimizer.l1=0.1", "use task.l1=0.1"),
     (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0", "task.gradient_clip_val"),
+    (["--config-dir", "/no/such/dir"], "--config-dir=/no/such/dir", "no such folder"),
 ]
 
 
@@ -165,3 +166,22 @@ def test_eval_reports_the_same_test_metrics_and_predicts(tmp_path):
     assert lines[1].split(",")[4] == "setosa" and lines[2].split(",")[4] == "virginica"
     bad = run_cli([f"ckpt_path={run}", "predict=missing.csv"], tmp_path, module="dlcourse.evaluate")
     assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def test_early_stopping_is_reported_and_train_longer_trains_longer(tmp_path):
+    args = ["experiment=iris_mlp", "callbacks.early_stopping.patience=3", "trainer.enable_progress_bar=false",
+            "~callbacks.model_summary", "~callbacks.figures"]
+    first = run_cli(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run,) = (tmp_path / "outputs" / "iris_mlp").iterdir()
+    stopped = json.loads((run / "metrics.json").read_text())
+    assert stopped["stopped_early"] and stopped["epochs"] < 200
+    assert f"early stopping ended the run after {stopped['epochs']} of 200 epochs" in " ".join(first.stdout.split())
+    log = (run / "train.log").read_text()
+    assert "GPU available" in log and "test accuracy" in log  # Lightning's lines and the summary
+    longer = run_cli([f"ckpt_path={run}", "trainer.max_epochs=400"], tmp_path)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed["epochs"] >= stopped["epochs"] + 3  # patience counts from the resume point
+    nothing = run_cli([f"ckpt_path={run}", f"trainer.max_epochs={resumed['epochs']}"], tmp_path)
+    assert nothing.returncode == 2 and "nothing left to train" in nothing.stderr

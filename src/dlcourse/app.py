@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     if "" not in sys.path and os.getcwd() not in sys.path:  # modules in the folder run from, as `python -m` finds them
         sys.path.insert(0, os.getcwd())
     dirs = user_dirs(args.config_dir)
+    for folder in dirs:
+        if not folder.is_dir():
+            fail(f"--config-dir={folder} is invalid: no such folder (it holds your configs as conf/ does: "
+                 "experiment/, model/, ...)")
     saved = os.environ.get(USER_DIRS_ENV)
     if dirs:  # DDP ranks, parallel and cluster jobs start new processes: they need the same search path
         os.environ[USER_DIRS_ENV] = os.pathsep.join(map(str, dirs))

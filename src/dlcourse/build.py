@@ -76,14 +76,15 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     return make_trainer(**kwargs)
 
 
-def check_checkpoint(path: str, task: Task, max_epochs: int | None = None) -> None:
-    """Fail with one line if the checkpoint is corrupt, belongs to another model, or has trained
-    more epochs than the run may (`max_epochs`)."""
+def check_checkpoint(path: str, task: Task, max_epochs: int | None = None) -> dict:
+    """Fail with one line if the checkpoint is corrupt, belongs to another model, or leaves nothing
+    to train within `max_epochs`. Returns the epochs it has trained and its run's max_epochs."""
     ckpt = read_checkpoint(path)
-    epoch = ckpt.get("epoch")
-    if max_epochs is not None and isinstance(epoch, int) and epoch > max_epochs:
-        raise ConfigError("trainer.max_epochs", max_epochs, f"the checkpoint {path} has trained {epoch + 1} epochs "
-                          f"already; set trainer.max_epochs above {epoch + 1} to train it further")
+    done = ckpt["epoch"] + 1 if isinstance(ckpt.get("epoch"), int) else None
+    if max_epochs is not None and done is not None and done >= max_epochs:
+        raise ConfigError("trainer.max_epochs", max_epochs, f"nothing left to train: the checkpoint {path} has "
+                          f"trained {done} epochs already; set trainer.max_epochs above {done} to train it further")
+    stored = (ckpt.get("dlcourse_config") or {}).get("trainer") or {}
     state = ckpt["state_dict"]
     own = task.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -92,3 +93,4 @@ def check_checkpoint(path: str, task: Task, max_epochs: int | None = None) -> No
         detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
                   else f"shape of {shapes[0]} is {tuple(state[shapes[0]].shape)}, the model has {tuple(own[shapes[0]].shape)}")
         raise CheckpointError(f"checkpoint {path} does not fit this model/config ({detail})")
+    return {"epochs": done, "max_epochs": stored.get("max_epochs")}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from dlcourse.report import accuracy_line, flat_hparams, run_record, write_json
+from dlcourse.report import accuracy_line, flat_hparams, run_record, to_log_file, write_json
 from dlcourse.train import Prepared, fit, train
 
 log = logging.getLogger("dlcourse")
@@ -142,7 +142,7 @@ def print_cv(metrics: dict, run_dir: Path) -> None:
     for name, mean in metrics["val"].items():
         table.add_row(name.split("/", 1)[-1], f"{mean:.4f}", f"{metrics['val_std'][name]:.4f}",
                       *[f"{f.get(name, float('nan')):.4f}" for f in cv["per_fold"]])
-    console = Console()
+    console = Console(record=True)
     console.print(table)
     refit = metrics.get("refit")
     if refit:
@@ -157,3 +157,4 @@ def print_cv(metrics: dict, run_dir: Path) -> None:
             console.print(line)
     where = f"folds in fold_1 ... fold_{cv['folds']}" + (", final model in refit" if refit else "")
     console.print(f"run directory: {run_dir} ({where})")
+    to_log_file(console.export_text())

@@ -89,9 +89,10 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(record=True)
     table = Table(title=f"{metrics['experiment']}: {metrics['epochs']} epochs, {metrics['wall_time_s']:.1f} s, "
                         f"{metrics['params']:,} parameters")
+    best = metrics["val"].get("epoch")
     table.add_column("metric")
     table.add_column("val (best epoch)", justify="right")
     table.add_column("test", justify="right")
@@ -100,8 +101,22 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
         v, t = metrics["val"].get(f"val/{name}"), metrics["test"].get(f"test/{name}")
         table.add_row(name, "" if v is None else f"{v:.4f}", "" if t is None else f"{t:.4f}")
     console.print(table)
+    if metrics.get("stopped_early"):
+        console.print(f"early stopping ended the run after {metrics['epochs']} of {metrics.get('max_epochs')} epochs; "
+                      f"the best epoch ({'?' if best is None else int(best) + 1}) is the one tested")
     line = accuracy_line(metrics)
     if line:
         console.print(line)
     console.print(f"run directory: {run_dir}")
     console.print(f"TensorBoard:   tensorboard --logdir {run_dir.parent}")
+    to_log_file(console.export_text())
+
+
+def to_log_file(text: str) -> None:
+    """Text the console showed, into the run's log file (train.log) too, not to the console again."""
+    import logging
+
+    record = logging.LogRecord("dlcourse", logging.INFO, __file__, 0, "summary:\n%s", (text.rstrip(),), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

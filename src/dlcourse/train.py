@@ -16,6 +16,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint
+from dlcourse.callbacks.early_stopping import EarlyStopping
 from dlcourse.models.layers import count_parameters
 from dlcourse.report import flat_hparams, print_summary, run_record, write_json
 from dlcourse.task import Task
@@ -51,6 +52,7 @@ class Prepared:
     dm: object
     task: Task
     started: float = field(default_factory=time.perf_counter)
+    resumed: dict | None = None  # a resume's checkpoint: epochs trained, its run's max_epochs
 
 
 def prepare(cfg: DictConfig) -> Prepared:
@@ -60,9 +62,8 @@ def prepare(cfg: DictConfig) -> Prepared:
     dm = build_datamodule(cfg)
     dm.setup("fit")  # builds the data now: the model's input/output sizes come from it
     task = build_task(cfg, dm)
-    if cfg.ckpt_path is not None:
-        check_checkpoint(cfg.ckpt_path, task, cfg.trainer.max_epochs)
-    return Prepared(cfg, dm, task, started)
+    resumed = check_checkpoint(cfg.ckpt_path, task, cfg.trainer.max_epochs) if cfg.ckpt_path is not None else None
+    return Prepared(cfg, dm, task, started, resumed)
 
 
 def best_epoch_metrics(task: Task, trainer: L.Trainer) -> dict:
@@ -78,18 +79,37 @@ def best_epoch_metrics(task: Task, trainer: L.Trainer) -> dict:
     return pick(scored, key=lambda h: h[ckpt_cb.monitor])  # first among ties, as ModelCheckpoint keeps
 
 
+def log_lightning_to_the_run() -> None:
+    """Lightning's messages into the run's log (train.log) and console handlers, when Hydra has set
+    them up: imported before that, Lightning keeps its messages to a console handler of its own."""
+    if not any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers):
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        lg = logging.getLogger(name)
+        lg.handlers = [h for h in lg.handlers if type(h) is not logging.StreamHandler]
+        lg.propagate = True
+
+
 def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
     """Train, test the best checkpoint, write metrics.json and the HParams entry; return the record.
     `cfg` is the job's own copy of the config when Hydra runs the job (its run directory is known)."""
     cfg = cfg if cfg is not None else prepared.cfg
+    log_lightning_to_the_run()
     dm, task = prepared.dm, prepared.task
     task.config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints for dlcourse-eval
     run_dir = Path(cfg.paths.output_dir)
-    if cfg.ckpt_path is not None:
-        log.info("resuming from %s", cfg.ckpt_path)
     trainer = build_trainer(cfg)
+    if prepared.resumed:
+        longer = (prepared.resumed["max_epochs"] or 0) < cfg.trainer.max_epochs
+        log.info("resuming from %s after %s epochs%s", cfg.ckpt_path, prepared.resumed["epochs"],
+                 f", to train up to {cfg.trainer.max_epochs} (early stopping's patience counts from here)" if longer else "")
+        for cb in trainer.callbacks:
+            if isinstance(cb, EarlyStopping):
+                cb.restart_patience = longer
 
     trainer.fit(task, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+    early = trainer.early_stopping_callback  # read now: testing the best checkpoint restores its state
+    stopped_early = bool(early is not None and early.stopped_epoch > 0)
 
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
@@ -98,12 +118,11 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
         trainer.test(task, datamodule=dm, ckpt_path="best" if best else None, weights_only=True, verbose=False)
         test_metrics = dict(task.test_results)
     val_metrics = best_epoch_metrics(task, trainer)
-    early = trainer.early_stopping_callback
     record = run_record(
         cfg, run_dir, task=dm.task, epochs=trainer.current_epoch, started=prepared.started,
         params=count_parameters(task.model), val=val_metrics, test=test_metrics, best_checkpoint=best,
         n_test=len(dm.splits["test"][1]),
-        stopped_early=bool(early is not None and early.stopped_epoch > 0),
+        stopped_early=stopped_early, max_epochs=cfg.trainer.max_epochs,
         trainable_params=count_parameters(task.model, trainable_only=True), class_names=dm.class_names)
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", record)
