@@ -61,7 +61,8 @@ def data_facts(dm) -> dict:
     """What rebuilding the model and reading its outputs needs, without the data: saved in checkpoints."""
     return {"input_shape": list(dm.input_shape), "num_outputs": dm.num_outputs, "task": dm.task,
             "class_names": dm.class_names, "feature_names": dm.feature_names,
-            "last_outputs": getattr(dm, "last_outputs", None)}  # sequences: the key of val/mse_last
+            "last_outputs": getattr(dm, "last_outputs", None),  # sequences: the key of val/mse_last
+            "target_scale": getattr(dm, "target_scale", None)}  # regression targets trained in standard units
 
 
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:

@@ -106,18 +106,24 @@ def predict(task: Task, dm, inputs: Path, output: Path) -> int:
         raise DataError(f"predict={str(inputs)!r}: no such file")
     df = pd.read_csv(inputs)
     names = task.io.get("feature_names")
-    if names and all(n in df.columns for n in names):
-        cols = names
+    missing = [n for n in names or [] if n not in df.columns]
+    if missing and hasattr(dm, "inputs_from"):
+        raise DataError(f"{inputs} needs the columns {', '.join(names)} (the training table's features, any order); "
+                        f"it lacks {', '.join(map(str, missing))}")
+    if hasattr(dm, "inputs_from"):  # a table: encoded and scaled as in training (categories, statistics)
+        x = dm.inputs_from(df)
     else:
-        cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+        cols = names if names and not missing else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         n_in = int(torch.Size(task.io["input_shape"]).numel())
         if len(cols) != n_in:
             raise DataError(f"{inputs} needs the columns {', '.join(names or [])} (or exactly {n_in} numeric columns); "
                             f"it has {', '.join(map(str, df.columns))}")
-    x = dm.preprocess(torch.tensor(df[cols].to_numpy(dtype="float32")))
+        x = dm.preprocess(torch.tensor(df[cols].to_numpy(dtype="float32")))
     task.eval()
     with torch.no_grad():
         out = task.model(x)
+    if task.target_scale is not None:  # back to the target's own units
+        out = out * task.target_scale[1] + task.target_scale[0]
     kind, classes = task.io["task"], task.io.get("class_names")
     result = df.copy()
     if kind == "binary":

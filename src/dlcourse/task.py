@@ -57,6 +57,7 @@ class Task(L.LightningModule):
         self._trainable = any(p.requires_grad for p in model.parameters())
         self.config = config or {}  # the resolved run config: stored in checkpoints for dlcourse-eval
         self.io = io or {}  # input_shape / num_outputs / task / class names: rebuild the model without data
+        self.target_scale = self.io.get("target_scale")  # regression targets standardised by the data: (mean, std)
         self.val_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="val/")
         self.test_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="test/")
         # Test outputs, gathered across ranks, for the figures (confusion matrix, ROC, forecasts).
@@ -160,6 +161,9 @@ class Task(L.LightningModule):
         x, y = batch[0], batch[1]
         out = self.model(x)
         preds, targets = predictions(self.task, out, y), metric_targets(self.task, y)
+        if self.target_scale is not None:  # trained on standardised targets: metrics in the target's own units
+            mean, std = self.target_scale
+            preds, targets = preds * std + mean, targets * std + mean
         # Metrics are updated once per epoch with every batch's predictions (_end_eval): the same
         # sums, without torchmetrics' ~0.7 ms per update call and batch (~10 ms an MNIST epoch).
         self._eval_preds.append(preds)

@@ -33,12 +33,37 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")  # P: palette images are checked for colour below
+MAX_AUTO_SIZE = 64  # image_size: null takes the images' own size, up to this (memory: all images are kept)
+
+
 class ImageFolderDataModule(ImageDataModule):
-    def __init__(self, root: str = "images", image_size: Annotated[int, Interval(ge=8)] = 64,
-                 channels: Literal[1, 3] = 3, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2, **kwargs):
+    def __init__(self, root: str = "images", image_size: Annotated[int, Interval(ge=8)] | None = None,
+                 channels: Literal[1, 3] | None = None, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2,
+                 **kwargs):
         super().__init__(**kwargs)
         self.root, self.image_size, self.channels = Path(root).expanduser(), image_size, channels
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
+
+    def look_at_images(self, files: list[Path]) -> None:
+        """channels / image_size left null: grey if every image is grey, else RGB; the most common side
+        length of the images (the larger of width and height), at most MAX_AUTO_SIZE."""
+        from collections import Counter
+
+        from PIL import Image
+
+        sides, grey = Counter(), True
+        for path in files[:2000]:  # enough to know the folder
+            try:
+                with Image.open(path) as img:
+                    sides[max(img.size)] += 1
+                    grey = grey and (img.mode in GREY_MODES and (img.mode != "P" or _palette_is_grey(img)))
+            except OSError:
+                continue  # reported when the image is read
+        if self.channels is None:
+            self.channels = 1 if grey else 3
+        if self.image_size is None:
+            self.image_size = max(8, min(MAX_AUTO_SIZE, sides.most_common(1)[0][0] if sides else MAX_AUTO_SIZE))
 
     def load_folder(self, folder: Path, class_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         from PIL import Image, UnidentifiedImageError
@@ -84,6 +109,8 @@ class ImageFolderDataModule(ImageDataModule):
             raise DataError(f"{train_dir} needs at least two class folders with images, found "
                             f"{self.class_names or 'none'}")
         g = torch.Generator().manual_seed(self.seed)
+        if self.channels is None or self.image_size is None:
+            self.look_at_images([f for d in split_dirs.values() if d for f in image_files(d)] or image_files(train_dir))
         train = self.load_folder(train_dir, self.class_names)
         if len(train[1]) == 0:
             raise DataError(f"no images ({', '.join(sorted(EXTENSIONS))}) in the class folders of {train_dir}")
@@ -98,3 +125,16 @@ class ImageFolderDataModule(ImageDataModule):
         self.fit_normalization(train[0])
         norm = self.apply_normalization
         return {s: (norm(x), y) for s, (x, y) in {"train": train, **splits}.items()}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "channels": self.channels, "image_size": self.image_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.channels = state.get("channels", self.channels)
+        self.image_size = state.get("image_size", self.image_size)
+
+
+def _palette_is_grey(img) -> bool:
+    rgb = np.asarray(img.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())

@@ -1,4 +1,7 @@
-"""Shared logic for tables that fit in memory: split (stratified for classes), standardise with train stats."""
+"""Shared logic for tables that fit in memory: split (stratified for classes), then standardise as
+scikit-learn's StandardScaler does, with the training rows' statistics only: features (a column that
+is constant in the training rows keeps scale 1) and regression targets (trained on in standard
+units, reported back in the target's own units by the task). The statistics travel with the model."""
 
 from __future__ import annotations
 
@@ -8,14 +11,26 @@ from dlcourse.config.types import Fraction
 from dlcourse.data.base import InMemoryDataModule
 
 
+def fit_scale(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-column mean and standard deviation; a (nearly) constant column gets scale 1, not a tiny
+    number that would blow up any other value it takes later (a validation row, a prediction)."""
+    mean, std = x.mean(0), x.std(0) if len(x) > 1 else torch.ones_like(x[0])
+    constant = std <= 1e-6 * mean.abs().clamp_min(1.0)
+    return mean, torch.where(constant, torch.ones_like(std), std)
+
+
 class TabularDataModule(InMemoryDataModule):
     inputs = "table"
 
-    def __init__(self, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2, standardize: bool = True, **kwargs):
+    def __init__(self, val_fraction: Fraction = 0.2, test_fraction: Fraction = 0.2, standardize: bool = True,
+                 standardize_target: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.val_fraction, self.test_fraction, self.standardize = val_fraction, test_fraction, standardize
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.standardize, self.standardize_target = standardize, standardize_target
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
+        self.target_mean: float | None = None  # regression: targets are (y - target_mean) / target_std in training
+        self.target_std: float | None = None
 
     def load_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All rows as (float features [N, F], targets); sets feature_names and class_names."""
@@ -35,39 +50,58 @@ class TabularDataModule(InMemoryDataModule):
     def build(self):
         x, y = self.load_table()
         parts = self.split_indices(y)
-        train_x = x[parts["train"]]
-        if self.standardize:  # statistics of the training split only: no peeking at val/test
-            self.mean = train_x.mean(0)
-            self.std = train_x.std(0).clamp_min(1e-8)
-        return {split: (self.preprocess(x[i]), y[i]) for split, i in parts.items()}
+        raw = {split: (x[i], y[i]) for split, i in parts.items()}
+        return self._scaled(raw)
+
+    def _scaled(self, raw: dict) -> dict:
+        """Fit the scales on raw["train"] (statistics of the training rows only: no peeking), apply to all."""
+        x_train, y_train = raw["train"]
+        if self.standardize:
+            self.mean, self.std = fit_scale(x_train)
+        if self.task == "regression" and self.standardize_target:
+            mean, std = fit_scale(y_train.reshape(len(y_train), -1).float())
+            self.target_mean, self.target_std = float(mean.mean()), float(std.mean())
+        return {name: (self.preprocess(x), self.scale_target(y)) for name, (x, y) in raw.items()}
 
     def fold_splits(self, splits: dict, fold: int, folds: int) -> dict:
         """Cross-validation folds standardised with each fold's own training rows (no peeking at its
         validation fold)."""
-        cut = super().fold_splits
-        return self._restandardised(splits, lambda raw: cut(raw, fold, folds))
+        return self._scaled(super().fold_splits(self._unscaled(splits), fold, folds))
 
     def pool_splits(self, splits: dict) -> dict:
         """train+val as one training split (cv.refit), standardised with all of its rows."""
-        return self._restandardised(splits, super().pool_splits)
+        return self._scaled(super().pool_splits(self._unscaled(splits)))
 
-    def _restandardised(self, splits: dict, cut) -> dict:
-        """Undo the split-time scaling, re-cut the rows with `cut`, then scale with the new training rows."""
-        if self.mean is None:
-            return cut(splits)
-        raw = {name: (x * self.std + self.mean, y) for name, (x, y) in splits.items()}
-        parts = cut(raw)
-        self.mean = parts["train"][0].mean(0)
-        self.std = parts["train"][0].std(0).clamp_min(1e-8)
-        return {name: (self.preprocess(x), y) for name, (x, y) in parts.items()}
+    def _unscaled(self, splits: dict) -> dict:
+        return {name: (self.unprocess(x), self.unscale_target(y)) for name, (x, y) in splits.items()}
+
+    def inputs_from(self, df) -> torch.Tensor:
+        """New rows (a predict CSV with the training features' columns) as model inputs."""
+        return self.preprocess(torch.tensor(df[self.feature_names].to_numpy(dtype="float32")))
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         return (x - self.mean) / self.std if self.mean is not None else x
 
+    def unprocess(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean if self.mean is not None else x
+
+    def scale_target(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.target_mean) / self.target_std if self.target_mean is not None else y
+
+    def unscale_target(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.target_std + self.target_mean if self.target_mean is not None else y
+
+    @property
+    def target_scale(self) -> list[float] | None:
+        """(mean, std) of a standardised regression target: what the task multiplies back in."""
+        return None if self.target_mean is None else [self.target_mean, self.target_std]
+
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "mean": self.mean, "std": self.std}
+        return {**super().state_dict(), "mean": self.mean, "std": self.std,
+                "target_mean": self.target_mean, "target_std": self.target_std}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.mean, self.std = state.get("mean"), state.get("std")
+        self.target_mean, self.target_std = state.get("target_mean"), state.get("target_std")
