@@ -27,3 +27,19 @@ def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -
     if missing:
         raise CheckpointError(f"{path} is not a dlcourse checkpoint (no {', '.join(missing)})")
     return ckpt
+
+
+def rng_state() -> dict:
+    """The global RNG state (dropout masks, augmentation), saved so that a resumed run continues exactly
+    where the unbroken run would be; batch order is seeded per epoch by the loader."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict | None) -> None:
+    if state:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])

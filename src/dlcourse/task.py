@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchmetrics.aggregation import CatMetric
 
+from dlcourse.checkpoints import restore_rng, rng_state
 from dlcourse.config.types import Loss, NonNegative, Positive
 from dlcourse.errors import NonFiniteLossError
 from dlcourse.internals import optimizer_step
@@ -237,16 +238,8 @@ class Task(L.LightningModule):
         checkpoint["dlcourse_config"] = self.config
         checkpoint["dlcourse_io"] = self.io
         checkpoint["val_history"] = self.val_history
-        # The global RNG state (dropout masks, augmentation) so a resumed run continues exactly
-        # where the unbroken run would be; batch order is seeded per epoch by the loader.
-        checkpoint["rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["rng"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.val_history = list(checkpoint.get("val_history", []))
-        rng = checkpoint.get("rng")
-        if rng:
-            torch.set_rng_state(rng["torch"])
-            if "cuda" in rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
+        restore_rng(checkpoint.get("rng"))
