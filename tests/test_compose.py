@@ -121,13 +121,14 @@ def test_a_users_model_is_validated_by_its_own_signature(tmp_path, capsys, monke
         "from typing import Literal\nfrom torch import nn\n\nclass Tiny(nn.Module):\n"
         "    def __init__(self, input_shape, num_outputs, width: int = 8, head: Literal['cls', 'mean'] = 'cls'):\n"
         "        super().__init__()\n")
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "tiny2.yaml").write_text("_target_: user_nets2.Tiny\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))
     for bad, says in ((["+model.widht=3"], "did you mean model.width?"), (["+model.head=max"], "allowed: cls, mean"),
                       (["+model.width=wide"], "must be an integer")):
         with pytest.raises(SystemExit):
-            main(["data=iris", "model=mlp", "model._target_=user_nets2.Tiny", "~model.hidden", "~model.activation",
-                  "~model.dropout", "~model.batchnorm", "~model.init", *bad])
+            main(["--config-dir", str(tmp_path / "conf"), "data=iris", "model=tiny2", *bad])
         assert says in capsys.readouterr().err
     assert not (tmp_path / "outputs").exists()
 

@@ -13,26 +13,27 @@ problem the user can fix ends with one line `error: ...` and exit status 2.
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
 import os
 import sys
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
 from dlcourse.config.validate import validate
-from dlcourse.errors import ConfigError, DlcourseError, fail
+from dlcourse.errors import DlcourseError, fail
 from dlcourse.hints import explain
+from dlcourse.rundir import RunDirectory
+from dlcourse.runs import finish, prepare_run, sweep_job
+from dlcourse.sweep.launch import job_overrides, sweep
 
 # Flags whose whole handling is Hydra's own (they print information about Hydra, not run anything).
 DELEGATED = ("--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--config-path", "-cp",
              "--config-name", "-cn", "--experimental-rerun")
-MAX_CHECKED_JOBS = 1000
 
 
 def parser() -> argparse.ArgumentParser:
@@ -133,6 +134,23 @@ def run(overrides: list[str]) -> None:
         read_checkpoint(cfg.ckpt_path)
     validate(cfg)
     prepared = prepare_run(cfg)  # torch from here on: the run will happen
+    run_dir = pin_run_dir(cfg)
+    resuming = cfg.ckpt_path is not None and Path(cfg.ckpt_path).absolute().parent.parent == run_dir
+    extra_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank writes into rank zero's directory
+    with nullcontext() if extra_rank else RunDirectory(run_dir, resuming):
+        start_job(prepared, cfg)
+
+
+def pin_run_dir(cfg: DictConfig) -> Path:
+    """The run directory, resolved once: its name holds the time, which must not move on."""
+    run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).absolute()
+    with read_write(cfg.hydra.run), open_dict(cfg.hydra.run):
+        cfg.hydra.run.dir = str(run_dir)
+    return run_dir
+
+
+def start_job(prepared, cfg: DictConfig) -> None:
+    """Hydra's job: the run directory's .hydra/ and train.log, the working directory, then the run."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import run_job
     from hydra.types import HydraContext
@@ -155,84 +173,11 @@ class _NoCallbacks:
     def on_job_end(self, **kwargs) -> None: ...
 
 
-def prepare_run(cfg: DictConfig):
-    """Build the data and the task (fold 1 of a cross-validation): every data error is raised here."""
-    from dlcourse.train import prepare
-
-    if OmegaConf.select(cfg, "cv.folds"):
-        from dlcourse.cv import fold_config
-
-        return prepare(fold_config(job_config(cfg), 0, Path(".")))
-    return prepare(job_config(cfg))
-
-
 def _run_job(prepared, cfg: DictConfig):
     try:
         return finish(prepared, cfg)
     except DlcourseError as e:
         fail(str(e), e.exit_code)
-
-
-def finish(prepared, cfg: DictConfig) -> float | None:
-    """Train (or cross-validate) a prepared run in the job's directory; the optimised value."""
-    if OmegaConf.select(cfg, "cv.folds"):
-        from dlcourse.cv import cross_validate
-
-        metrics = cross_validate(cfg, first=prepared)
-    else:
-        from dlcourse.train import fit
-
-        metrics = fit(prepared, cfg)
-    value = metrics.get("optimized_value")
-    return value if value is None or math.isfinite(value) else None
-
-
-# -- sweeps ----------------------------------------------------------------------------------------
-def sweep(overrides: list[str]) -> None:
-    """Check every job of a grid first (one line for the first bad one), then let Hydra's sweeper and
-    launcher run them; each job validates its own config again (an Optuna trial's values are new)."""
-    check_sweep(overrides)
-    from dlcourse.compose import with_search_path
-    from dlcourse.internals import hydra_app
-
-    hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=with_search_path(overrides))
-
-
-def job_overrides(overrides: list[str]) -> list[list[str]]:
-    """The grid's jobs (discrete sweeps only: ranges and choices; intervals belong to Optuna)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    axes = []
-    for o, text in zip(parsed, overrides, strict=True):
-        if o.is_sweep_override() and o.is_discrete_sweep():
-            key = text.partition("=")[0]
-            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        elif not o.is_sweep_override():
-            axes.append([text])
-    return [list(job) for job in itertools.islice(itertools.product(*axes), MAX_CHECKED_JOBS)]
-
-
-def check_sweep(overrides: list[str]) -> None:
-    for n, job in enumerate(job_overrides(overrides)):
-        try:
-            validate(compose(job))
-        except ConfigError as e:
-            raise ConfigError(e.key, e.value, f"{e.allowed} (in job {n}: {' '.join(job)})") from None
-
-
-def sweep_job(cfg: DictConfig) -> float | None:
-    """One job of a sweep. A failure is recorded in its directory (the summary lists it) and the
-    other jobs go on."""
-    from dlcourse.sweep.jobs import record_failure
-
-    try:
-        validate(cfg)
-        return finish(prepare_run(cfg), cfg)
-    except DlcourseError as e:
-        record_failure(cfg, e)
-        print(f"error: {e}", file=sys.stderr)
-        return None
 
 
 def hydra_main(argv: list[str]) -> None:

@@ -26,6 +26,18 @@ def instantiate_checked(node, *args, **kwargs):
         raise
 
 
+def check_device(cfg: DictConfig) -> None:
+    """A GPU run on a machine without one: one line before anything is built."""
+    import torch
+
+    accelerator = cfg.trainer.get("accelerator")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator", accelerator, "no GPU is visible here (torch.cuda.is_available() is "
+                          "False); use trainer=cpu, or trainer=auto (a GPU when there is one)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator", accelerator, "no Apple GPU (MPS) here; use trainer=cpu")
+
+
 def build_datamodule(cfg: DictConfig):
     dm = instantiate_checked(cfg.data, seed=cfg.seed, _convert_="all")
     fold = OmegaConf.select(cfg, "cv.fold")  # cross-validation (dlcourse.cv): this fold's split
@@ -81,10 +93,6 @@ def check_checkpoint(path: str, task: Task, max_epochs: int | None = None) -> di
     """Fail with one line if the checkpoint is corrupt, belongs to another model, or leaves nothing
     to train within `max_epochs`. Returns the epochs it has trained and its run's max_epochs."""
     ckpt = read_checkpoint(path)
-    done = ckpt["epoch"] + 1 if isinstance(ckpt.get("epoch"), int) else None
-    if max_epochs is not None and done is not None and done >= max_epochs:
-        raise ConfigError("trainer.max_epochs", max_epochs, f"nothing left to train: the checkpoint {path} has "
-                          f"trained {done} epochs already; set trainer.max_epochs above {done} to train it further")
     stored = (ckpt.get("dlcourse_config") or {}).get("trainer") or {}
     state = ckpt["state_dict"]
     own = task.state_dict()
@@ -94,4 +102,8 @@ def check_checkpoint(path: str, task: Task, max_epochs: int | None = None) -> di
         detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
                   else f"shape of {shapes[0]} is {tuple(state[shapes[0]].shape)}, the model has {tuple(own[shapes[0]].shape)}")
         raise CheckpointError(f"checkpoint {path} does not fit this model/config ({detail})")
+    done = ckpt["epoch"] + 1 if isinstance(ckpt.get("epoch"), int) else None
+    if max_epochs is not None and done is not None and done >= max_epochs:
+        raise ConfigError("trainer.max_epochs", max_epochs, f"nothing left to train: the checkpoint {path} has "
+                          f"trained {done} epochs already; set trainer.max_epochs above {done} to train it further")
     return {"epochs": done, "max_epochs": stored.get("max_epochs")}

@@ -19,9 +19,12 @@ def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        first = str(e).splitlines()[0]
-        if "Weights only load failed" in first:
+        text = str(e)
+        first = text.splitlines()[0] if text else type(e).__name__
+        if "Unsupported global" in text or "Unsupported operand" in text:
             first = "it holds objects other than tensors and plain containers, which are not unpickled (weights_only=True)"
+        elif "Weights only load failed" in first or "archive" in text or "PytorchStreamReader" in text:
+            first = "it is corrupt or truncated"
         raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
     missing = [k for k in need if not (isinstance(ckpt, dict) and k in ckpt)]
     if missing:

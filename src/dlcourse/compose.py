@@ -42,6 +42,11 @@ def start(config_dirs: list[Path] | tuple = ()) -> None:
 _search_path: list[str] = []
 
 
+def search_dirs() -> list[Path]:
+    """The user's config folders this process was started with (--config-dir)."""
+    return [Path(p.removeprefix("file://")) for p in _search_path]
+
+
 def stop() -> None:
     global _search_path
     _search_path = []

@@ -22,6 +22,9 @@ def write_json(path: Path, obj) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2, default=str)
         f.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as the run's other files (mkstemp makes it private)
     os.replace(tmp, path)
 
 

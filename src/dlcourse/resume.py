@@ -3,6 +3,7 @@ that continue the run in its own directory with its own settings (later ones win
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -31,15 +32,35 @@ def resume_overrides(overrides: list[str], cfg) -> list[str]:
     """Resume in the original run directory with the original overrides (later ones win), so the
     checkpoint callback, TensorBoard curves and metrics continue where the run stopped."""
     ckpt = find_checkpoint(str(cfg.ckpt_path), cfg).absolute()  # not resolve(): last.ckpt may be a link into the run
-    rest = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    # A checkpoint outside a run directory resumes where the command says (hydra.run.dir), or in a new one.
+    rest = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir=" if run_dir else "ckpt_path="))]
     earlier: list[str] = []
     if run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
-        saved = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
-        earlier = [o for o in saved if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+        earlier = [o for o in saved_overrides(run_dir) if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
         rest = [o for o in rest if o not in earlier]
     result = [*earlier, *rest, f"ckpt_path='{ckpt}'"]  # quoted: checkpoint names hold '=' (epoch=003-...)
     if run_dir is not None:
         result.append(f"hydra.run.dir='{run_dir}'")
     return result
 
+
+
+# What a run directory's saved overrides may not touch: they are a file, data, not a command (a crafted
+# one could otherwise configure Hydra's logging or launcher, or point outputs anywhere).
+FORBIDDEN = re.compile(r"^[+~]*(hydra\b|paths\.)|(^|\.)(_target_|dirpath|save_dir)=|^[+~]*hydra/")
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as e:
+        raise CheckpointError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
+        raise CheckpointError(f"{path} is not a list of overrides; this is not a run directory dlcourse wrote")
+    for override in saved:
+        if FORBIDDEN.search(override):
+            raise CheckpointError(f"{path} holds {override!r}: a run's saved overrides may not set Hydra, paths, "
+                                  "targets or output folders; this is not a run directory dlcourse wrote")
+    return saved

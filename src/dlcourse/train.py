@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint
+from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
 from dlcourse.models.layers import count_parameters
 from dlcourse.report import flat_hparams, print_summary, run_record, write_json
@@ -58,6 +58,7 @@ class Prepared:
 def prepare(cfg: DictConfig) -> Prepared:
     """Seed, build the data (read, split, preprocess) and the model/task; check a resume checkpoint."""
     started = time.perf_counter()
+    check_device(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup("fit")  # builds the data now: the model's input/output sizes come from it

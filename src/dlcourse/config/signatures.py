@@ -38,6 +38,10 @@ def _recorded() -> dict:
     return json.loads(RECORDED.read_text())
 
 
+def recorded_targets() -> frozenset[str]:
+    return frozenset(_recorded())
+
+
 def _from_record(target: str) -> Signature | None:
     entry = _recorded().get(target)
     if entry is None:

@@ -16,8 +16,10 @@ from typing import Annotated, Literal
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlcourse.config.check import problem
+from dlcourse.config.rules import check_data_and_model, check_monitors, check_optimisation
 from dlcourse.config.signatures import Signature, UnknownTarget, signature
-from dlcourse.config.types import DEFAULT_LOSS, INPUT_KINDS, LOSSES, Interval, NonNegativeInt
+from dlcourse.config.targets import all_targets, allowed
+from dlcourse.config.types import Interval, NonNegativeInt
 from dlcourse.errors import ConfigError
 
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
@@ -148,8 +150,19 @@ def check_root(cfg: DictConfig) -> None:
             raise ConfigError(f"cv.{key}", value, why)
 
 
+def check_targets(cfg: DictConfig) -> None:
+    """Every `_target_`, however deep, names a class a config may build (config/targets.py)."""
+    tree = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+    for key, target in all_targets(tree):
+        if not allowed(target):
+            raise ConfigError(key, target, "not a class dlcourse may build: a target must come from the project's "
+                              "configs, be a torch optimizer or schedule or a Lightning callback or logger, or be "
+                              "named in a YAML file of your own config dir (--config-dir)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first bad value. Imports no torch, builds nothing."""
+    check_targets(cfg)
     check_root(cfg)
     sigs = {path: check_node(path, cfg[path], role) for path, role in ROLES.items() if cfg.get(path) is not None}
     for group in ("callbacks", "logger"):
@@ -158,89 +171,5 @@ def validate(cfg: DictConfig) -> None:
                 check_node(f"{group}.{name}", node)
     check_data_and_model(cfg, sigs.get("data"), sigs.get("model"))
     check_optimisation(cfg, sigs.get("optimizer"))
-
-
-def data_task(cfg: DictConfig, data_sig: Signature) -> str:
-    """binary | multiclass | regression, as far as it is known before the data is read."""
-    declared = cfg.data.get("task")  # a CSV's data.task: classification | regression
-    if declared == "regression" or data_sig.attrs.get("family") == "regression":
-        return "regression"
-    return "classification" if declared == "classification" else data_sig.attrs.get("task", "multiclass")
-
-
-def check_data_and_model(cfg: DictConfig, data_sig: Signature | None, model_sig: Signature | None) -> None:
-    if data_sig is None:
-        return
-    kind = data_task(cfg, data_sig)
-    loss = OmegaConf.select(cfg, "task.loss", default="auto")
-    if loss != "auto" and loss in LOSSES and not fits_task(loss, kind):
-        allowed = ["auto", *(n for n in LOSSES if fits_task(n, kind))]
-        raise ConfigError("task.loss", loss, f"does not fit a {word(kind)} task; allowed: {', '.join(allowed)}")
-    inputs, accepts = data_sig.attrs.get("inputs"), (model_sig.attrs.get("accepts") if model_sig else None)
-    if inputs and accepts and inputs not in accepts:
-        takes = " or ".join(INPUT_KINDS.get(k, k) for k in accepts)
-        fitting = models_for(inputs)
-        raise ConfigError.option("model", choice(cfg, "model"),
-                                 f"takes {takes}, but data={choice(cfg, 'data')} gives {INPUT_KINDS[inputs]}; "
-                                 f"models for {INPUT_KINDS[inputs]}: {', '.join(fitting)}")
-    if "targets" in cfg.data and "head" in cfg.model and _value(cfg.data, "targets") != cfg.model.head:
-        raise ConfigError("data.targets", _value(cfg.data, "targets"),
-                          f"must match model.head={cfg.model.head} (leave data.targets out: it follows model.head)")
-    fractions = [_value(cfg.data, k) for k in ("val_fraction", "test_fraction") if k in cfg.data]
-    if len(fractions) == 2 and all(isinstance(f, float | int) for f in fractions) and sum(fractions) >= 1:
-        raise ConfigError("data.val_fraction", fractions[0],
-                          f"val_fraction + test_fraction must be < 1 (is {sum(fractions):g})")
-
-
-def choice(cfg: DictConfig, group: str) -> str:
-    """The option chosen for a group (`cnn`), or the class the node builds when that is not known."""
-    from hydra.core.hydra_config import HydraConfig
-
-    choices = OmegaConf.select(cfg, "hydra.runtime.choices")
-    if choices is None and HydraConfig.initialized():
-        choices = HydraConfig.get().runtime.choices
-    if choices is not None and choices.get(group):
-        return str(choices.get(group))
-    return str(cfg[group]._target_).rpartition(".")[2]
-
-
-def models_for(inputs: str) -> list[str]:
-    """The shipped model options that take this kind of input (read from conf/model/*.yaml)."""
-    from dlcourse.compose import conf_dir
-
-    found = []
-    for path in sorted((conf_dir() / "model").glob("*.yaml")):
-        target = OmegaConf.load(path).get("_target_")
-        try:
-            if target and inputs in signature(str(target)).attrs.get("accepts", ()):
-                found.append(path.stem)
-        except UnknownTarget:
-            continue
-    return found
-
-
-def fits_task(loss: str, kind: str) -> bool:
-    tasks = LOSSES[loss]
-    return kind in tasks or (kind == "classification" and not set(tasks) & {"regression"})
-
-
-def word(kind: str) -> str:
-    return "classification" if kind in ("binary", "multiclass", "classification") else kind
-
-
-def check_optimisation(cfg: DictConfig, optimizer_sig: Signature | None) -> None:
-    opt = cfg.get("optimizer") or {}
-    if optimizer_sig and opt.get("nesterov") and not opt.get("momentum"):
-        raise ConfigError("optimizer.nesterov", True, "needs optimizer.momentum > 0")
-    refit, folds = OmegaConf.select(cfg, "cv.refit"), OmegaConf.select(cfg, "cv.folds")
-    if refit and not folds:
-        raise ConfigError("cv.refit", refit, "needs cv.folds >= 2 (the folds choose the refit's epoch count)")
-    scheduler = str(OmegaConf.select(cfg, "scheduler._target_", default="") or "")
-    if refit and scheduler.endswith("ReduceLROnPlateau"):
-        raise ConfigError("cv.refit", refit, "cannot be combined with scheduler=plateau "
-                          "(the refit run has no validation loss to watch); use step, cosine or onecycle")
-    if folds and cfg.get("ckpt_path"):
-        raise ConfigError("ckpt_path", cfg.ckpt_path, "cannot be combined with cv.folds (each fold trains from scratch)")
-
-
-__all__ = ["validate", "check_node", "MOVED", "ROLES", "DEFAULT_LOSS"]
+    if sigs.get("data") is not None:
+        check_monitors(cfg, sigs["data"])

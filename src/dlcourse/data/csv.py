@@ -61,6 +61,8 @@ class CSVDataModule(TabularDataModule):
 
     def load_table(self):
         df = read_csv(self.path)
+        if len(df) == 0:
+            raise DataError(f"data.path={str(self.path)!r} has a header but no rows")
         if self.target not in df.columns:
             raise DataError(f"data.target={self.target!r} is not a column of {self.path}; columns: {', '.join(map(str, df.columns))}")
         features = self.features or [c for c in df.columns if c != self.target]

@@ -39,12 +39,19 @@ class TabularDataModule(InMemoryDataModule):
     def split_indices(self, y: torch.Tensor) -> dict[str, list[int]]:
         from sklearn.model_selection import train_test_split
 
+        from dlcourse.errors import DataError
+
         idx = list(range(len(y)))
         strat = y.numpy() if self.task != "regression" else None
-        rest, test = train_test_split(idx, test_size=self.test_fraction, stratify=strat, random_state=self.seed)
-        val_share = self.val_fraction / (1.0 - self.test_fraction)
-        strat_rest = strat[rest] if strat is not None else None
-        train, val = train_test_split(rest, test_size=val_share, stratify=strat_rest, random_state=self.seed)
+        try:
+            rest, test = train_test_split(idx, test_size=self.test_fraction, stratify=strat, random_state=self.seed)
+            val_share = self.val_fraction / (1.0 - self.test_fraction)
+            strat_rest = strat[rest] if strat is not None else None
+            train, val = train_test_split(rest, test_size=val_share, stratify=strat_rest, random_state=self.seed)
+        except ValueError as e:  # too few rows (or rows of a class) for the three parts
+            raise DataError(f"{len(idx)} rows cannot be split into train, validation and test "
+                            f"(data.val_fraction={self.val_fraction}, data.test_fraction={self.test_fraction}"
+                            f"{', stratified by class' if strat is not None else ''}): {str(e).splitlines()[0]}") from None
         return {"train": train, "val": val, "test": test}
 
     def build(self):

@@ -1,0 +1,53 @@
+"""One run, or one job of a sweep, once its config is valid: build the data and the task (every data
+error is raised here, before a run directory exists), then train or cross-validate."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlcourse.compose import job_config
+from dlcourse.config.validate import validate
+from dlcourse.errors import DlcourseError
+
+
+def prepare_run(cfg: DictConfig):
+    """Build the data and the task (fold 1 of a cross-validation): every data error is raised here."""
+    from dlcourse.train import prepare
+
+    if OmegaConf.select(cfg, "cv.folds"):
+        from dlcourse.cv import fold_config
+
+        return prepare(fold_config(job_config(cfg), 0, Path(".")))
+    return prepare(job_config(cfg))
+
+
+def finish(prepared, cfg: DictConfig) -> float | None:
+    """Train (or cross-validate) a prepared run in the job's directory; the optimised value."""
+    if OmegaConf.select(cfg, "cv.folds"):
+        from dlcourse.cv import cross_validate
+
+        metrics = cross_validate(cfg, first=prepared)
+    else:
+        from dlcourse.train import fit
+
+        metrics = fit(prepared, cfg)
+    value = metrics.get("optimized_value")
+    return value if value is None or math.isfinite(value) else None
+
+
+def sweep_job(cfg: DictConfig) -> float | None:
+    """One job of a sweep. A failure is recorded in its directory (the summary lists it) and the
+    other jobs go on."""
+    from dlcourse.sweep.jobs import record_failure
+
+    try:
+        validate(cfg)
+        return finish(prepare_run(cfg), cfg)
+    except DlcourseError as e:
+        record_failure(cfg, e)
+        print(f"error: {e}", file=sys.stderr)
+        return None

@@ -1,0 +1,46 @@
+"""Starting a sweep: every job of a grid is checked first (one line for the first bad one, nothing
+written), then Hydra's sweeper and launcher run the jobs (dlcourse.runs.sweep_job each)."""
+
+from __future__ import annotations
+
+import itertools
+
+from dlcourse.compose import compose
+from dlcourse.config.validate import validate
+from dlcourse.errors import ConfigError
+from dlcourse.runs import sweep_job
+
+MAX_CHECKED_JOBS = 1000
+
+
+def sweep(overrides: list[str]) -> None:
+    """Check every job of a grid first (one line for the first bad one), then let Hydra's sweeper and
+    launcher run them; each job validates its own config again (an Optuna trial's values are new)."""
+    check_sweep(overrides)
+    from dlcourse.compose import with_search_path
+    from dlcourse.internals import hydra_app
+
+    hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=with_search_path(overrides))
+
+
+def job_overrides(overrides: list[str]) -> list[list[str]]:
+    """The grid's jobs (discrete sweeps only: ranges and choices; intervals belong to Optuna)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    axes = []
+    for o, text in zip(parsed, overrides, strict=True):
+        if o.is_sweep_override() and o.is_discrete_sweep():
+            key = text.partition("=")[0]
+            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        elif not o.is_sweep_override():
+            axes.append([text])
+    return [list(job) for job in itertools.islice(itertools.product(*axes), MAX_CHECKED_JOBS)]
+
+
+def check_sweep(overrides: list[str]) -> None:
+    for n, job in enumerate(job_overrides(overrides)):
+        try:
+            validate(compose(job))
+        except ConfigError as e:
+            raise ConfigError(e.key, e.value, f"{e.allowed} (in job {n}: {' '.join(job)})") from None
