@@ -21,10 +21,10 @@ def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -
     except Exception as e:
         text = str(e)
         first = text.splitlines()[0] if text else type(e).__name__
-        if "Unsupported global" in text or "Unsupported operand" in text:
+        if "unsupported global" in text.lower():  # a pickled object (a class, a function): refused, never unpickled
             first = "it holds objects other than tensors and plain containers, which are not unpickled (weights_only=True)"
         elif "Weights only load failed" in first or "archive" in text or "PytorchStreamReader" in text:
-            first = "it is corrupt or truncated"
+            first = "it is corrupt or truncated"  # e.g. "Unsupported operand": damaged pickle bytes
         raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
     missing = [k for k in need if not (isinstance(ckpt, dict) and k in ckpt)]
     if missing:

@@ -1,0 +1,236 @@
+"""Runs that cannot be damaged: files from others are data (a crafted checkpoint or run directory
+cannot run code or write a file), a failed command touches nothing, a busy run directory is refused,
+a stale lock is taken over, and a catalogue of bad inputs each ends in a short message."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import run_cli, write_table
+
+TINY = ["experiment=iris_mlp", "trainer.max_epochs=3", "trainer.enable_progress_bar=false", "~callbacks.model_summary",
+        "~callbacks.figures", "trainer.accelerator=cpu"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    assert run_cli(TINY, root).returncode == 0
+    (run,) = (root / "outputs" / "iris_mlp").iterdir()
+    return run
+
+
+def fingerprint(run: Path) -> dict[str, str]:
+    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    subprocess.run(["cp", "-a", str(run), str(to)], check=True)
+    return to
+
+
+def test_a_crafted_checkpoint_cannot_write_a_file(finished_run, tmp_path):
+    victim = tmp_path / "pwned.txt"
+    ckpt = torch.load(finished_run / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt["dlcourse_config"]["data"]["standardize"] = {"_target_": "builtins.open", "file": str(victim), "mode": "w"}
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(ckpt, crafted)
+    result = run_cli([f"ckpt_path={crafted}"], tmp_path, module="dlcourse.evaluate")  # eval builds its stored config
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert "builtins.open" in line and "not a class dlcourse may build" in line
+    # Training never builds a checkpoint's stored config: resuming from it is only ever the command's own run.
+    result = run_cli([*TINY, f"ckpt_path={crafted}", "trainer.max_epochs=4"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not victim.exists()
+
+
+@pytest.mark.parametrize("override", ["+callbacks.evil={_target_:builtins.open,file:VICTIM,mode:w}",
+                                      "+hydra.job_logging.handlers.x={_target_:builtins.open,file:VICTIM,mode:w}",
+                                      "callbacks.model_checkpoint.dirpath=VICTIM"])
+def test_a_crafted_run_directory_cannot_write_a_file(finished_run, tmp_path, override):
+    run = copy_run(finished_run, tmp_path / "run")
+    victim = tmp_path / "pwned"
+    saved = OmegaConf.load(run / ".hydra" / "overrides.yaml")
+    OmegaConf.save(OmegaConf.create([*saved, override.replace("VICTIM", str(victim))]), run / ".hydra" / "overrides.yaml")
+    before = fingerprint(run)
+    result = run_cli([f"ckpt_path={run}", "trainer.max_epochs=5"], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not victim.exists() and fingerprint(run) == before
+
+
+def test_a_failed_command_leaves_the_run_untouched_and_resumable(finished_run, tmp_path):
+    run = copy_run(finished_run, tmp_path / "run")
+    before = fingerprint(run)
+    for bad in (["model.hidden=[32]", "trainer.max_epochs=5"], ["model.dropout=2", "trainer.max_epochs=5"],
+                ["trainer.max_epochs=2"], ["data=csv"]):
+        result = run_cli([f"ckpt_path={run}", *bad], tmp_path)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+        assert fingerprint(run) == before, bad
+    result = run_cli([f"hydra.run.dir={run}", *TINY], tmp_path)  # a new run into it
+    assert result.returncode == 2 and "holds another run" in result.stderr and fingerprint(run) == before
+    resumed = run_cli([f"ckpt_path={run}", "trainer.max_epochs=5"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 5
+    assert oct((run / "metrics.json").stat().st_mode & 0o777) == oct((run / "train.log").stat().st_mode & 0o777)
+
+
+def test_a_busy_run_directory_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    run = tmp_path / "busy"
+    args = ["experiment=gaussian_mlp", "trainer.max_epochs=40", "data.batch_size=32", "trainer.enable_progress_bar=false",
+            "trainer.accelerator=cpu", "~callbacks.figures", f"hydra.run.dir={run}"]
+    env = {**os.environ, "DLCOURSE_ROOT": str(tmp_path)}
+    first = subprocess.Popen([sys.executable, "-m", "dlcourse", *args], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        import time
+
+        deadline = time.time() + 120
+        while not (run / ".dlcourse.lock").exists():
+            assert first.poll() is None and time.time() < deadline, "the first run should be running"
+            time.sleep(0.05)
+        second = run_cli(args, tmp_path)
+        assert second.returncode != 0 and "is in use by process" in second.stderr, second.stderr[-2000:]
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 40  # the first run finished intact
+    assert not (run / ".dlcourse.lock").exists()
+    import socket
+
+    (run / ".dlcourse.lock").write_text(f"999999 {socket.gethostname()} 2026-01-01 00:00:00\n")  # a dead process
+    resumed = run_cli([f"ckpt_path={run}", "trainer.max_epochs=42"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+
+def test_a_checkpoint_outside_a_run_resumes_where_the_command_says(finished_run, tmp_path):
+    loose = tmp_path / "loose.ckpt"
+    loose.write_bytes((finished_run / "checkpoints" / "last.ckpt").read_bytes())
+    target = tmp_path / "here"
+    result = run_cli([*TINY, f"ckpt_path={loose}", "trainer.max_epochs=4", f"hydra.run.dir={target}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (target / "metrics.json").is_file() and not (tmp_path / "outputs").exists()
+
+
+# -- the catalogue: every bad input ends in a few lines, no traceback, no run directory ----------------
+CSV = "{table}"
+TRAIN = [
+    ["model=transformer"], ["optimizer=lbfgs"], ["scheduler=warmup"], ["data=imagenet"], ["trainer=tpu_pod"],
+    ["callbacks=most"], ["logger=wandb"], ["experiment=nope"], ["hparams_search=nope"], ["optimiser=adam"],
+    ["lr=0.1"], ["model.hiden=[10]"], ["+model.hiden=3"], ["model=lstm"], ["model.hidden=[10"],
+    ["optimizer.lr=0.1,0.2"], ["optimizer.lr=-1"], ["optimizer.lr=abc"], ["optimizer.lr=0"],
+    ["optimizer.weight_decay=-0.1"], ["optimizer=sgd", "optimizer.momentum=1.5"], ["optimizer=sgd", "optimizer.nesterov=true"],
+    ["data.batch_size=0"], ["data.batch_size=half"], ["data.batch_size=-3"], ["data.eval_batch_size=0"],
+    ["data.steps_per_call=0"], ["model.dropout=1.5"], ["model.dropout=-0.1"], ["model.hidden=[]"], ["model.hidden=[0]"],
+    ["model.hidden=10"], ["model.activation=swish"], ["model.init=he"], ["model.batchnorm=maybe"],
+    ["task.loss=hinge"], ["task.loss=mse"], ["task.l1=-1"], ["task.gradient_clip_val=0"], ["task.scheduler_interval=batch"],
+    ["trainer.max_epochs=0"], ["trainer.max_epochs=ten"], ["trainer.accelerator=tpu2"], ["trainer.precision=8"],
+    ["trainer.devices=0"], ["trainer.limit_train_batches=0"], ["trainer=gpu"], ["trainer.check_val_every_n_epoch=0"],
+    ["callbacks.early_stopping.patience=0"], ["callbacks.early_stopping.monitor=val/nosuch"],
+    ["callbacks.early_stopping.mode=up"], ["callbacks.model_checkpoint.monitor=val/nosuch"], ["optimized_metric=val/nosuch"],
+    ["optimized_mode=up"], ["seed=-1"], ["seed=abc"], ["test=maybe"], ["cv.folds=1"], ["cv.folds=1000"],
+    ["cv.refit=true"], ["cv.folds=5", "cv.refit=maybe"], ["cv.folds=5", "cv.refit=true", "scheduler=plateau"],
+    ["cv.folds=3", "ckpt_path=last"], ["ckpt_path=last"], ["ckpt_path=/no/such.ckpt"], ["ckpt_path={garbage}"],
+    ["trainer.batch_size=32"], ["loss=mae"], ["optimizer.l1=0.1"], ["trainer.gradient_clip_val=1.0"],
+    ["scheduler.interval=step"], ["model=cnn"], ["model=rnn"], ["data=csv"], ["data=csv", "data.path=nope.csv", "data.target=y"],
+    ["data=csv", f"data.path={CSV}", "data.target=nope"], ["data=csv", f"data.path={CSV}", "data.target=label", "data.task=bogus"],
+    ["data=csv", f"data.path={CSV}", "data.target=label", "data.features=[nope]"],
+    ["data=csv", f"data.path={CSV}", "data.target=label", "task.loss=bce"],
+    ["data=csv", f"data.path={CSV}", "data.target=label", "data.val_fraction=0.6", "data.test_fraction=0.5"],
+    ["data=csv", "data.path={header_only}", "data.target=label"], ["data=csv", "data.path={three_rows}", "data.target=label"],
+    ["data=mnist", "data.root={tmp}/nowhere"], ["data=image_folder", "data.root={tmp}/nowhere"],
+    ["data=sine", "data.horizon=0"], ["data=sine", "data.n_series=3"], ["data=sine", "model=rnn", "model.head=sideways"],
+    ["data=sine", "model=rnn", "model.cell=transformer"], ["experiment=sine_linear", "model.head=seq2seq"],
+    ["--config-dir", "{tmp}/no_such_dir"], ["hydra.run.dir={file}/run"], ["+callbacks.evil={{_target_:os.system}}"],
+    ["model._target_=os.system"],
+]
+EVAL = [[], ["ckpt_path=/no/such"], ["ckpt_path={garbage}"], ["ckpt_path={run}", "split=train"],
+        ["ckpt_path={run}", "data.bogus=1"], ["ckpt_path={run}", "trainer.precision=bogus"], ["ckpt_path={run}", "model.x=1"],
+        ["ckpt_path={run}", "predict=/no/such.csv"], ["ckpt_path={run}", "predict={table}"], ["nonsense"]]
+SUMMARY = [[], ["/no/such/dir"], ["{tmp}"]]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, finished_run) -> dict:
+    tmp = tmp_path_factory.mktemp("catalogue")
+    (tmp / "garbage.ckpt").write_bytes(b"not a checkpoint")
+    (tmp / "header_only.csv").write_text("a,b,label\n")
+    (tmp / "three_rows.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
+    (tmp / "file").write_text("a regular file")
+    return {"tmp": tmp, "table": write_table(tmp / "t.csv"), "garbage": tmp / "garbage.ckpt", "run": finished_run,
+            "header_only": tmp / "header_only.csv", "three_rows": tmp / "three_rows.csv", "file": tmp / "file"}
+
+
+def assert_short_error(main, argv: list[str], root: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("DLCOURSE_ROOT", str(root))
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code not in (0, None), argv
+    assert "Traceback" not in err and 1 <= len(err.splitlines()) <= 3 and err.startswith(("error:", "usage:")), err
+    assert not (root / "outputs").exists(), argv
+
+
+@pytest.mark.parametrize("args", TRAIN, ids=lambda a: " ".join(a))
+def test_bad_training_input(inputs, tmp_path, capsys, monkeypatch, args):
+    from dlcourse.app import main
+
+    assert_short_error(main, ["experiment=iris_mlp", *[a.format(**inputs) for a in args]], tmp_path, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("args", EVAL, ids=lambda a: " ".join(a) or "nothing")
+def test_bad_eval_input(inputs, tmp_path, capsys, monkeypatch, args):
+    from dlcourse.evaluate import main
+
+    assert_short_error(main, [a.format(**inputs) for a in args], tmp_path, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("args", SUMMARY, ids=lambda a: " ".join(a) or "nothing")
+def test_bad_summary_input(inputs, tmp_path, capsys, monkeypatch, args):
+    from dlcourse.sweep.summary import main
+
+    assert_short_error(main, [a.format(**inputs) for a in args], tmp_path, capsys, monkeypatch)
+
+
+def test_the_catalogue_is_large():
+    assert len({tuple(a) for a in TRAIN}) + len(EVAL) + len(SUMMARY) >= 80
+
+
+def test_a_corrupt_checkpoint_is_called_corrupt(finished_run, tmp_path):
+    data = bytearray((finished_run / "checkpoints" / "last.ckpt").read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 200):  # damage the middle of the archive
+        data[i] ^= 0xFF
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(bytes(data))
+    result = run_cli([f"ckpt_path={broken}"], tmp_path, module="dlcourse.evaluate")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert "corrupt" in result.stderr and "objects other than tensors" not in result.stderr
+
+
+class _Evil:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_a_malicious_pickle_is_never_unpickled(tmp_path):
+    victim = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "dlcourse_config": {}, "dlcourse_io": {}, "payload": _Evil(victim)}, evil)
+    for module, args in (("dlcourse.evaluate", [f"ckpt_path={evil}"]), ("dlcourse", [*TINY, f"ckpt_path={evil}"])):
+        result = run_cli(args, tmp_path, module=module)
+        assert result.returncode == 2 and "objects other than tensors" in result.stderr, result.stderr[-2000:]
+    assert not victim.exists()
