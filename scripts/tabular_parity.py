@@ -159,5 +159,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    pd.options.mode.chained_assignment = None
     sys.exit(main())
