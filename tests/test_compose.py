@@ -40,6 +40,8 @@ def test_every_experiment_composes_with_every_option(experiment):
             try:
                 validate(cfg)
             except ConfigError as e:
+                if group == "data" and str(e).startswith("optimized_metric="):
+                    continue  # a classification experiment on regression data or back: its metric does not exist
                 assert group in ("model", "data") and "models for" in str(e), (overrides, str(e))
                 assert str(e).startswith("model="), str(e)
 

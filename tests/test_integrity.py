@@ -49,9 +49,9 @@ def test_a_crafted_checkpoint_cannot_write_a_file(finished_run, tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()
     assert "builtins.open" in line and "not a class dlcourse may build" in line
-    # Training never builds a checkpoint's stored config: resuming from it is only ever the command's own run.
-    result = run_cli([*TINY, f"ckpt_path={crafted}", "trainer.max_epochs=4"], tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_cli([*TINY, f"ckpt_path={crafted}", "trainer.max_epochs=4"], tmp_path)  # train-resume
+    assert result.returncode == 2 and "builtins.open" in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "outputs").exists()
     assert not victim.exists()
 
 

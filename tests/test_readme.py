@@ -61,7 +61,7 @@ def commands() -> list[str]:
                 out.append(line.strip())
             elif lang == "" and line.startswith("$ "):
                 out.append(f"{line[2:]}\n{joined.splitlines()[i + 1]}")
-    for inline in re.findall(r"`((?:dlcourse-|make |python |tensorboard )[^`]*)`", text):
+    for inline in re.findall(r"`((?:dlcourse-[a-z]+ |make |python |tensorboard )[^`]*)`", text):  # with arguments
         if "<run dir>" not in inline and inline != "tensorboard --logdir":
             out.append(inline)
     unique: dict[str, str] = {}

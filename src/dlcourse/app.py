@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
-from dlcourse.config.validate import validate
+from dlcourse.config.validate import check_targets, validate
 from dlcourse.errors import DlcourseError, fail
 from dlcourse.hints import explain
 from dlcourse.rundir import RunDirectory
@@ -131,7 +131,9 @@ def run(overrides: list[str]) -> None:
 
         overrides = resume_overrides(overrides, cfg)
         cfg = compose(overrides)
-        read_checkpoint(cfg.ckpt_path)
+        stored = read_checkpoint(cfg.ckpt_path).get("dlcourse_config")
+        if isinstance(stored, dict):  # never built here, but a checkpoint naming foreign code is not ours to trust
+            check_targets(stored, where=f"; in the config stored in {cfg.ckpt_path}")
     validate(cfg)
     prepared = prepare_run(cfg)  # torch from here on: the run will happen
     run_dir = pin_run_dir(cfg)

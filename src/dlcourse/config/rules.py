@@ -106,9 +106,9 @@ def check_monitors(cfg: DictConfig, data_sig: Signature) -> None:
         if metric not in during:
             raise ConfigError(key, metric, f"not a metric this run logs; allowed: {', '.join(during)}")
     finals = [*during, *(m.replace("val/", "test/") for m in during if m.startswith("val/"))]
-    if cfg.get("optimized_metric") not in finals:
-        raise ConfigError("optimized_metric", cfg.get("optimized_metric"), f"not a metric this run reports; allowed: "
-                          f"{', '.join(finals)}")
+    if cfg.get("optimized_metric") not in finals:  # e.g. a classification experiment's val/acc on a regression table
+        raise ConfigError("optimized_metric", cfg.get("optimized_metric"), f"not a metric this {word(data_task(cfg, data_sig))} "
+                          f"run reports (set e.g. optimized_metric=val/loss optimized_mode=min); allowed: {', '.join(finals)}")
     trainer = cfg.get("trainer") or {}
     if trainer.get("limit_train_batches") == 0:
         raise ConfigError("trainer.limit_train_batches", 0, "trains nothing; null = every batch, or a share (0-1] "

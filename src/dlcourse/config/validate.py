@@ -150,14 +150,15 @@ def check_root(cfg: DictConfig) -> None:
             raise ConfigError(f"cv.{key}", value, why)
 
 
-def check_targets(cfg: DictConfig) -> None:
+def check_targets(cfg: DictConfig | dict, where: str = "") -> None:
     """Every `_target_`, however deep, names a class a config may build (config/targets.py)."""
-    tree = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+    plain = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    tree = {k: v for k, v in plain.items() if k != "hydra"}
     for key, target in all_targets(tree):
         if not allowed(target):
             raise ConfigError(key, target, "not a class dlcourse may build: a target must come from the project's "
                               "configs, be a torch optimizer or schedule or a Lightning callback or logger, or be "
-                              "named in a YAML file of your own config dir (--config-dir)")
+                              f"named in a YAML file of your own config dir (--config-dir){where}")
 
 
 def validate(cfg: DictConfig) -> None:
