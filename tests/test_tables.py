@@ -119,3 +119,49 @@ def test_integer_labels_work_like_strings(cfg_factory, tmp_path):
     assert metrics["class_names"] == ["1", "2"] and metrics["test"]["test/acc"] > 0.85
     saved = json.loads((Path(metrics["run_dir"]) / "metrics.json").read_text())
     assert saved["task"] == "binary"
+
+
+def test_true_false_features_and_semicolons_or_tabs_read_as_the_same_table(tmp_path):
+    """Spreadsheets write `;` in many locales, .tsv files tabs; True/False is a 0/1 feature."""
+    from dlcourse.data.csv import CSVDataModule
+
+    flag = lambda rng, n: rng.choice([True, False], size=n)  # noqa: E731
+    comma = table(tmp_path / "t.csv", flag=flag)
+    df = pd.read_csv(comma)
+    df.to_csv(tmp_path / "t_semi.csv", sep=";", index=False)
+    df.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    inputs = []
+    for path in (comma, tmp_path / "t_semi.csv", tmp_path / "t.tsv"):
+        dm = CSVDataModule(path=str(path), target="label", standardize=False)
+        dm.setup("fit")
+        assert dm.feature_names == ["a", "b", "flag"] and dm.categories == {}
+        inputs.append(dm.splits["train"][0])
+    assert set(inputs[0][:, 2].tolist()) == {0.0, 1.0}
+    assert torch.equal(inputs[0], inputs[1]) and torch.equal(inputs[0], inputs[2])
+
+
+def test_a_fractional_target_for_classification_names_the_regression_switch(tmp_path):
+    from dlcourse.data.csv import CSVDataModule
+
+    path = table(tmp_path / "t.csv")
+    df = pd.read_csv(path)
+    df["price"] = df["a"] * 10 + 100.5
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match="target column 'price' holds fractional numbers.*data.task=regression"):
+        CSVDataModule(path=str(path), target="price").setup("fit")
+    df["price"] = (df["a"] * 10).round().astype(int) + 100  # whole numbers, too many rare ones for classes
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match="if it is a quantity, set data.task=regression"):
+        CSVDataModule(path=str(path), target="price").setup("fit")
+
+
+def test_binary_predictions_carry_a_probability_per_class(cfg_factory, tmp_path):
+    path = table(tmp_path / "t.csv")
+    cfg = cfg_factory("data=csv", f"data.path={path}", "data.target=label", "trainer.max_epochs=5")
+    train(cfg)
+    new, out = tmp_path / "new.csv", tmp_path / "out.csv"
+    pd.DataFrame({"a": [2.0, -2.0], "b": [2.0, -2.0]}).to_csv(new, sep=";", index=False)
+    evaluate([f"ckpt_path={cfg.paths.output_dir}", f"predict={new}", f"output={out}"])
+    got = pd.read_csv(out)
+    assert list(got["prediction"]) == ["yes", "no"]
+    assert np.allclose(got["prob_no"] + got["prob_yes"], 1.0) and (got["prob_yes"][0] > 0.5 > got["prob_yes"][1])

@@ -102,9 +102,9 @@ def evaluate(cfg, task: Task, dm, split: str) -> dict:
 def predict(task: Task, dm, inputs: Path, output: Path) -> int:
     import pandas as pd
 
-    if not inputs.is_file():
-        raise DataError(f"predict={str(inputs)!r}: no such file")
-    df = pd.read_csv(inputs)
+    from dlcourse.data.csv import read_csv
+
+    df = read_csv(inputs, key="predict")
     names = task.io.get("feature_names")
     missing = [n for n in names or [] if n not in df.columns]
     if missing and hasattr(dm, "inputs_from"):
@@ -129,7 +129,7 @@ def predict(task: Task, dm, inputs: Path, output: Path) -> int:
     if kind == "binary":
         p = torch.sigmoid(out.squeeze(-1))
         result["prediction"] = [classes[int(v)] for v in (p > 0.5).long()]
-        result[f"prob_{classes[1]}"] = p.numpy()
+        result[f"prob_{classes[0]}"], result[f"prob_{classes[1]}"] = (1 - p).numpy(), p.numpy()
     elif kind == "multiclass":
         p = torch.softmax(out, -1)
         result["prediction"] = [classes[int(v)] for v in p.argmax(-1)]

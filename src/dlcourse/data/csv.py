@@ -20,16 +20,30 @@ from dlcourse.data.tabular import TabularDataModule
 from dlcourse.errors import DataError
 
 
-def read_csv(path: Path):
-    """The user's CSV as a DataFrame, or one line saying why it cannot be read."""
+def read_csv(path: Path, key: str = "data.path"):
+    """The user's CSV as a DataFrame, or one line saying why it cannot be read. The delimiter is
+    sniffed (`,` `;` tab `|`), as spreadsheets in many locales write `;` and .tsv files tabs."""
     import pandas as pd
 
     if not path.is_file():
-        raise DataError(f"data.path={str(path)!r}: no such file")
+        raise DataError(f"{key}={str(path)!r}: no such file")
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, sep=_delimiter(path))
     except Exception as e:  # pandas raises many kinds; the user needs the file and the reason
-        raise DataError(f"data.path={str(path)!r}: cannot read as CSV ({e})") from e
+        raise DataError(f"{key}={str(path)!r}: cannot read as CSV ({str(e).strip().splitlines()[0]})") from e
+
+
+def _delimiter(path: Path) -> str:
+    import csv
+
+    with open(path, newline="", errors="replace") as f:
+        sample = f.read(65536)
+    header = sample.splitlines()[0] if sample else ""
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or too irregular to tell: pandas' default
+        return "\t" if path.suffix.lower() == ".tsv" else ","
+    return found if found in header or "," not in header else ","
 
 
 def first_bad_row(values: np.ndarray) -> int:
@@ -81,7 +95,7 @@ class CSVDataModule(TabularDataModule):
         import pandas as pd
 
         parsed = pd.to_numeric(column, errors="coerce")
-        if parsed.notna().mean() >= 0.9:  # numbers with a few words among them: a typo, not categories
+        if 0.9 <= parsed.notna().mean() < 1:  # numbers with a few words among them: a typo, not categories
             line = int(parsed.isna().to_numpy().nonzero()[0][0])
             raise DataError(f"column {column.name!r} of {self.path} holds numbers but also {column.iloc[line]!r} "
                             f"(line {line + 2}); fix it, or leave the column out of data.features")
@@ -108,7 +122,7 @@ class CSVDataModule(TabularDataModule):
                 continue
             if not _numeric(df[col]):
                 raise DataError(f"column {col!r} should hold numbers, as in training")
-            values = df[col].to_numpy(dtype=np.float64)
+            values = df[col].to_numpy(dtype=np.float64)  # a True/False column is 0/1, as in scikit-learn
             if not np.isfinite(values).all():
                 raise DataError(f"column {col!r} of {self.path} has a missing or non-finite value (nan, inf) at line "
                                 f"{first_bad_row(values)}; fill or drop it")
@@ -127,6 +141,9 @@ class CSVDataModule(TabularDataModule):
                 raise DataError(f"target column {self.target!r} of {self.path} has a non-finite value at line "
                                 f"{first_bad_row(values)}")
             return torch.tensor(values, dtype=torch.float32)
+        if _numeric(labels) and not np.allclose(labels.to_numpy(np.float64), np.round(labels.to_numpy(np.float64))):
+            raise DataError(f"target column {self.target!r} holds fractional numbers ({labels.nunique()} different values), "
+                            f"not class labels; for a numeric target set data.task=regression")
         # Sorted label values define the class indices; the mapping is saved with the run.
         self.class_names = [str(v) for v in sorted(labels.unique(), key=lambda v: (str(type(v)), v))]
         if len(self.class_names) < 2:
@@ -148,6 +165,7 @@ class CSVDataModule(TabularDataModule):
 
 
 def _numeric(column) -> bool:
+    """Numbers, or True/False (read as 0/1); as a target True/False are two class labels instead."""
     import pandas as pd
 
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)

@@ -49,9 +49,12 @@ class TabularDataModule(InMemoryDataModule):
             strat_rest = strat[rest] if strat is not None else None
             train, val = train_test_split(rest, test_size=val_share, stratify=strat_rest, random_state=self.seed)
         except ValueError as e:  # too few rows (or rows of a class) for the three parts
+            many = strat is not None and len(set(strat.tolist())) > 20  # e.g. an age or a price read as classes
             raise DataError(f"{len(idx)} rows cannot be split into train, validation and test "
                             f"(data.val_fraction={self.val_fraction}, data.test_fraction={self.test_fraction}"
-                            f"{', stratified by class' if strat is not None else ''}): {str(e).splitlines()[0]}") from None
+                            f"{', stratified by class' if strat is not None else ''}): {str(e).splitlines()[0]}"
+                            f"{'; the target has many classes: if it is a quantity, set data.task=regression' if many else ''}"
+                            ) from None
         return {"train": train, "val": val, "test": test}
 
     def build(self):
