@@ -35,3 +35,11 @@ def hydra_app():
     from hydra.core.global_hydra import GlobalHydra
 
     return GlobalHydra.instance().hydra
+
+
+def register_launcher(target: str, clazz) -> None:
+    """Make `hydra.launcher._target_: <target>` instantiate `clazz`: Hydra only instantiates plugins it
+    found itself under the `hydra_plugins` namespace (dlcourse's SLURM launcher lives in dlcourse)."""
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance().class_name_to_class[target] = clazz

@@ -31,9 +31,11 @@ def error_line(e: BaseException) -> str:
     return text if isinstance(e, DlcourseError) and text else f"{type(e).__name__}: {text}".rstrip(": ")
 
 
-def record_failure(cfg: DictConfig, error: BaseException | str, run_dir: str | Path | None = None) -> Path | None:
-    """Write `<run_dir>/metrics.json` with status "failed" and the error line (rank zero only), so the
-    sweep summary lists the job. A completed record already there is left alone."""
+def record_failure(cfg: DictConfig, error: BaseException | str, run_dir: str | Path | None = None,
+                   status: str = "failed", overrides: list[str] | None = None) -> Path | None:
+    """Write `<run_dir>/metrics.json` with status "failed" (or the state SLURM ended the job in:
+    cancelled, timeout, node_fail, ...) and the error line (rank zero only), so the sweep summary lists
+    the job; `overrides` for a job that never started. A completed record already there is left alone."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from dlcourse.report import write_json
@@ -57,12 +59,13 @@ def record_failure(cfg: DictConfig, error: BaseException | str, run_dir: str | P
 
     write_json(path, {
         "experiment": get("name"),
-        "status": "failed",
+        "status": status,
         "error": error if isinstance(error, str) else error_line(error),
         "run_dir": str(run_dir),
         "seed": get("seed"),
         "optimized_metric": get("optimized_metric"),
         "optimized_value": None,
+        **({"overrides": list(overrides)} if overrides is not None else {}),
     })
     return path
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import itertools
 
+from omegaconf import OmegaConf
+
 from dlcourse.compose import compose
 from dlcourse.config.validate import validate
 from dlcourse.errors import ConfigError
 from dlcourse.runs import sweep_job
+
+LAUNCHER = "hydra_plugins.dlcourse.SlurmLauncher"  # see conf/hydra/launcher/slurm_cpu.yaml
 
 MAX_CHECKED_JOBS = 1000
 
@@ -18,7 +22,12 @@ def sweep(overrides: list[str]) -> None:
     launcher run them; each job validates its own config again (an Optuna trial's values are new)."""
     check_sweep(overrides)
     from dlcourse.compose import with_search_path
-    from dlcourse.internals import hydra_app
+    from dlcourse.internals import hydra_app, register_launcher
+
+    if OmegaConf.select(compose(job_overrides(overrides)[0]), "hydra.launcher._target_", default="") == LAUNCHER:
+        from dlcourse.sweep.slurm import SlurmLauncher
+
+        register_launcher(LAUNCHER, SlurmLauncher)
 
     hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=with_search_path(overrides))
 
@@ -41,6 +50,11 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
 def check_sweep(overrides: list[str]) -> None:
     for n, job in enumerate(job_overrides(overrides)):
         try:
-            validate(compose(job))
+            cfg = compose(job)
+            validate(cfg)
+            if OmegaConf.select(cfg, "hydra.launcher._target_", default="") == LAUNCHER:
+                from dlcourse.sweep.scheduler import check_launcher
+
+                check_launcher(cfg)  # before anything is submitted
         except ConfigError as e:
             raise ConfigError(e.key, e.value, f"{e.allowed} (in job {n}: {' '.join(job)})") from None
