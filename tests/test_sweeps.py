@@ -73,7 +73,9 @@ def test_grid_sweep_summary_failure_and_hparams(tmp_path):
 
     # dlcourse-summary rewrites the same files (e.g. for a sweep that was interrupted)
     (sweep / "summary.csv").unlink()
-    summary_main([str(sweep)])
+    with pytest.raises(SystemExit) as e:  # exit 1: some jobs failed
+        summary_main([str(sweep)])
+    assert e.value.code == 1
     assert len(read_summary(sweep)) == 4
 
 

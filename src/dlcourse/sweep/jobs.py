@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.internals import set_ddp_rank_command
-from dlcourse.sweep.summary import print_report, summarize
+from dlcourse.sweep.summary import print_report, status_counts, summarize
 
 log = logging.getLogger("dlcourse")
 # Environment variables that Lightning's DDP launcher sets in the process that starts the ranks.
@@ -169,8 +169,10 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         result = self._finish()
-        if result and result["failed"]:
-            print(f"error: {result['failed']} of {len(result['rows'])} jobs failed; "
+        bad = [r["status"] for r in result["rows"] if r["status"] != "completed"] if result else []
+        if bad:  # failed, or ended by the cluster (cancelled, timeout, node_fail) or never heard of again
+            states = "failed" if set(bad) == {"failed"} else f"did not complete ({status_counts(result['rows'])})"
+            print(f"error: {len(bad)} of {len(result['rows'])} jobs {states}; "
                   f"see {self.sweep_dir / 'summary.md'}", file=sys.stderr)
             sys.stdout.flush()
             sys.exit(1)  # after every job ran (SystemExit passes through Hydra's callback guard)

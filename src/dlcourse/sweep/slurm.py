@@ -171,8 +171,9 @@ class SlurmLauncher(BaseSubmititLauncher):
             error = f"{state[0]} by SLURM ({state[1]})" if state[1] not in ("", "None") else f"{state[0]} by SLURM"
         if _read_record(job_dir).get("status") != "completed":
             record_failure(cfg, error, job_dir, status=status, overrides=filter_overrides(overrides))
-        ret = JobReturn(overrides=list(overrides), cfg=cfg, status=JobStatus.FAILED)
-        ret._return_value = JobFailed(error)
+        # As sweep_job does for a local failure: recorded, no value, and the sweep goes on to its summary.
+        ret = JobReturn(overrides=list(overrides), cfg=cfg, status=JobStatus.COMPLETED)
+        ret._return_value = None
         return ret
 
 

@@ -41,16 +41,17 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(jobs, key=lambda p: int(p.name))
 
 
-def _sweep_mode(sweep_dir: Path, jobs: list[Path]) -> str:
+def _sweep_setting(sweep_dir: Path, jobs: list[Path], key: str):
+    """optimized_mode / optimized_metric of the sweep's config (known before any job finished)."""
     for cfg_file in [sweep_dir / "multirun.yaml", *(j / ".hydra" / "config.yaml" for j in jobs)]:
         if cfg_file.is_file():
             try:
-                mode = OmegaConf.load(cfg_file).get("optimized_mode")
+                value = OmegaConf.load(cfg_file).get(key)
             except Exception:
                 continue
-            if mode in ("min", "max"):
-                return mode
-    return "min"
+            if isinstance(value, str) and "${" not in value:
+                return value
+    return None
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -68,6 +69,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
             except (OSError, ValueError):
                 metrics = {}
         status = metrics.get("status") or "incomplete"  # still running, or killed before it finished
+        overrides = overrides or [str(o) for o in metrics.get("overrides") or []]  # a job that never started
         rows.append({"job": int(job.name), "dir": job, "overrides": overrides, "metrics": metrics, "status": status})
     return rows
 
@@ -96,9 +98,10 @@ def summarize(sweep_dir: str | Path, write: bool = True) -> dict[str, Any]:
     """Build (and write) summary.csv, summary.md and, for seed repeats, summary_seeds.csv."""
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
-    mode = _sweep_mode(sweep_dir, [r["dir"] for r in rows])
+    mode = _sweep_setting(sweep_dir, [r["dir"] for r in rows], "optimized_mode")
+    mode = mode if mode in ("min", "max") else "min"
     opt = next((r["metrics"].get("optimized_metric") for r in rows if r["metrics"].get("optimized_metric")), None)
-    opt = opt or "val/loss"
+    opt = opt or _sweep_setting(sweep_dir, [r["dir"] for r in rows], "optimized_metric") or "val/loss"
     keys: list[str] = []
     for r in rows:
         r["values"] = dict(_parse_override(o) for o in r["overrides"])
@@ -114,10 +117,18 @@ def summarize(sweep_dir: str | Path, write: bool = True) -> dict[str, Any]:
     markdown = _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun)
     if write and rows:
         _write(sweep_dir, header, table, markdown, seeds, keys)
-    n_failed = sum(r["status"] == "failed" for r in rows)
+    n_failed = sum(r["status"] not in ("completed", "incomplete") for r in rows)  # failed, cancelled, timeout, ...
     n_done = sum(r["status"] == "completed" for r in rows)
     return {"rows": rows, "table": table, "markdown": markdown, "best": best, "rerun": rerun,
             "failed": n_failed, "completed": n_done, "seeds": seeds, "optimized_metric": opt, "mode": mode}
+
+
+def status_counts(rows) -> str:
+    """"3 completed, 1 failed, 0 incomplete" (and any other final state SLURM gave a job)."""
+    counts = {"completed": 0, "failed": 0, "incomplete": 0}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def _metric_names(rows) -> list[str]:
@@ -170,10 +181,7 @@ def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_name
     for extra in (f"{'test' if split_of_opt == 'val' else 'val'}/{base}", "val/loss", "test/loss"):
         if extra in metric_names and extra not in show:
             show.append(extra)
-    n_failed = sum(r["status"] == "failed" for r in rows)
-    n_done = sum(r["status"] == "completed" for r in rows)
-    lines = [f"# Sweep summary: {sweep_dir}", "",
-             f"{len(rows)} jobs: {n_done} completed, {n_failed} failed, {len(rows) - n_done - n_failed} incomplete. "
+    lines = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} jobs: {status_counts(rows)}. "
              f"Sorted by `{opt}` ({mode}imize).", ""]
     common = [k for k in keys if k not in varying]
     if common:
@@ -181,7 +189,7 @@ def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_name
     cols = ["job", *varying, *show, "epochs", "wall s", "status"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r, t in zip(rows, table, strict=True):
-        status = r["status"] if r["status"] != "failed" else f"failed: {t['error']}".replace("|", "/")
+        status = f"{r['status']}: {t['error']}".replace("|", "/") if t["error"] else r["status"]
         cells = [r["job"], *[_short(r["values"].get(k, "")) for k in varying],
                  *[_fmt(r["value"]) if n == opt else _fmt(r["flat"].get(n)) for n in show],
                  _fmt(t["epochs"]), _fmt(t["wall_time_s"]), status]
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: no job directories (0/, 1/, ... with .hydra/overrides.yaml) in {sweep_dir}", file=sys.stderr)
         sys.exit(2)
     print_report(result, sweep_dir)
+    if result["failed"]:  # some job ended without completing (failed, cancelled, timeout, ...)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
