@@ -101,3 +101,18 @@ def write_fake_mnist(root: Path, n_train: int = 64, n_test: int = 32) -> Path:
             write_idx(raw / f"{split}-images-idx3-ubyte.gz", x)
             write_idx(raw / f"{split}-labels-idx1-ubyte.gz", y)
     return root
+
+
+def slurm_cluster_reason() -> str | None:
+    """Why SLURM commands cannot run here (None: a cluster answers, e.g. scripts/slurm_local.sh's)."""
+    import re
+    import shutil
+
+    if shutil.which("sinfo") is None:
+        return "no SLURM on this machine (a local cluster: bash scripts/slurm_local.sh start; .ci/run starts one)"
+    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0 or not re.search(r"idle|mixed|allocated", out.stdout):
+        detail = (out.stderr or out.stdout).strip().splitlines()[:1]
+        return f"no SLURM cluster answers ({detail[0][:160] if detail else 'no node up'}): bash scripts/slurm_local.sh start"
+    return None
+

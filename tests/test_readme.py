@@ -2,8 +2,9 @@
 README order, in a sandbox laid out like a checkout (examples/, ../shared/datasets with tiny fake
 MNIST, a home with ~/Downloads and ~/pictures, a torch hub cache with planted ImageNet weights).
 
-Runs get a short epoch budget; a command that needs a GPU or a cluster is composed and validated
-(`--cfg job`) instead; `<run>` and `<timestamp>` stand for the newest run or sweep directory of that
+Runs get a short epoch budget; a command that needs a GPU or a GPU cluster is composed and validated
+(`--cfg job`) instead; the CPU SLURM recipes run on the local cluster (scripts/slurm_local.sh) and
+skip, saying why, without one; `<run>` and `<timestamp>` stand for the newest run or sweep directory of that
 experiment. The error examples (`$ dlcourse-train ...` followed by `error: ...`) must fail with
 exactly that line. Files the README shows with a path in their first line (`# mynets.py`) are
 written as shown before the commands run.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, write_fake_mnist, write_pngs
+from conftest import REPO, slurm_cluster_reason, write_fake_mnist, write_pngs
 
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent
@@ -31,7 +32,9 @@ SKIP = {
     "make benchmark": "all cases, minutes; its script runs below with --only and a short budget",
     "make reproduce": "every course row on real data, hours on a CPU; its script runs below with --only",
 }
-NEEDS_GPU_OR_CLUSTER = ("trainer=ddp ", "trainer=gpu", "hydra/launcher=slurm")
+NEEDS_GPU_OR_CLUSTER = ("trainer=ddp ", "trainer=gpu", "hydra/launcher=slurm ", "hydra/launcher=slurm_gpu")
+# Commands that run on the local SLURM cluster (scripts/slurm_local.sh; .ci/run starts it) and skip without one.
+ON_LOCAL_SLURM = ("hydra/launcher=slurm_cpu", "scripts/slurm_local.sh")
 
 
 def blocks() -> list[tuple[str, list[str]]]:
@@ -151,7 +154,7 @@ def prepare(command: str, repo: Path) -> tuple[list[str], Path]:
         return [sys.executable, *budget(argv[1:])], repo
     if tool == "python":
         return [sys.executable, *argv[1:]], REPO
-    if tool == "make":
+    if tool in ("make", "bash"):
         return argv, REPO
     return argv, repo
 
@@ -162,6 +165,10 @@ def test_readme_command_runs(sandbox, command, capfd):
     bare = " ".join(shlex.split(command, comments=True))
     if bare in SKIP:
         pytest.skip(SKIP[bare])
+    if any(marker in command for marker in ON_LOCAL_SLURM) and not any(m in command + " " for m in NEEDS_GPU_OR_CLUSTER):
+        reason = slurm_cluster_reason()
+        if reason:
+            pytest.skip(reason)
     argv, cwd = prepare(command, sandbox["repo"])
     if argv[-1] == "tensorboard" or argv[0] == "tensorboard":
         return serve(argv, cwd, sandbox["env"])

@@ -15,7 +15,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, slurm_cluster_reason
 
 pytestmark = pytest.mark.slurm
 
@@ -35,18 +34,9 @@ CPU = ["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.laun
 ENDLESS = "trainer.max_epochs=100000"
 
 
-def cluster_reason() -> str | None:
-    if shutil.which("sinfo") is None:
-        return "no SLURM here (start a local cluster: bash scripts/slurm_local.sh start)"
-    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
-    if out.returncode != 0 or not re.search(r"idle|mixed|allocated", out.stdout):
-        return f"no SLURM cluster answers ({(out.stderr or out.stdout).strip()[:200]}): bash scripts/slurm_local.sh start"
-    return None
-
-
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
-    reason = cluster_reason()
+    reason = slurm_cluster_reason()
     if reason:
         pytest.skip(reason)
 
