@@ -112,21 +112,25 @@ def test_grid_sweep_and_a_failing_job(tmp_path):
     assert json.loads((sweep / "0" / "metrics.json").read_text())["val"] == json.loads(metrics.read_text())["val"]
 
 
-def test_a_cancelled_job_does_not_stop_the_others(tmp_path):
-    """scancel on one job: the sweep waits for the other, marks the cancelled one `cancelled` and
-    exits 1; dlcourse-summary later says the same and exits 1."""
-    proc = start(["-m", *CPU, *TINY, "trainer.max_epochs=40,100000", "data.n_train=2000"], tmp_path)
+def test_cancelled_jobs_do_not_stop_the_others(tmp_path):
+    """scancel on a running job and on one still queued: the sweep waits for the third, marks both
+    `cancelled` (the queued one with its overrides, though it never started) and exits 1;
+    dlcourse-summary later says the same and exits 1."""
+    proc = start(["-m", *CPU, "hydra.launcher.array_parallelism=2", *TINY, "trainer.max_epochs=300,100000,3"], tmp_path)
     try:
-        subprocess.run(["scancel", running_job(tmp_path, 1)], check=True)
+        running = running_job(tmp_path, 1)
+        queued = f"{running.split('_')[0]}_2"
+        assert scontrol(queued)["JobState"] == "PENDING"  # 2 at a time: it waits for job 0
+        subprocess.run(["scancel", queued, running], check=True)
         out, err = proc.communicate(timeout=240)
     finally:
         proc.kill()
     assert proc.returncode == 1, out[-2000:] + err[-3000:]
-    assert "1 of 2 jobs did not complete (1 completed, 0 failed, 0 incomplete, 1 cancelled)" in err
+    assert "2 of 3 jobs did not complete (1 completed, 0 failed, 0 incomplete, 2 cancelled)" in err
     sweep = sweep_of(tmp_path)
     rows = rows_of(sweep)
-    assert rows["0"]["status"] == "completed" and rows["1"]["status"] == "cancelled"
-    assert rows["1"]["error"].startswith("CANCELLED by SLURM")
+    assert [rows[j]["status"] for j in "012"] == ["completed", "cancelled", "cancelled"]
+    assert rows["1"]["error"].startswith("CANCELLED by SLURM") and rows["2"]["trainer.max_epochs"] == "3"
     r = run_cli([str(sweep)], cwd=tmp_path, module="dlcourse.sweep.summary")
     assert r.returncode == 1 and "| cancelled: CANCELLED by SLURM" in r.stdout, r.stdout + r.stderr
 

@@ -104,6 +104,28 @@ def test_summary_of_seed_repeats_and_incomplete_jobs(tmp_path):
     assert result["rerun"] == "dlcourse-train experiment=iris_mlp optimizer.lr=0.1 seed=3"
 
 
+def test_summary_of_jobs_a_cluster_ended(tmp_path, capsys):
+    """Jobs SLURM ended (dlcourse.sweep.slurm writes their state into metrics.json, with the overrides
+    of one that never started): each state and reason in the table, the header names the sweep's own
+    metric although no job finished, and dlcourse-summary exits 1."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    OmegaConf.save(OmegaConf.create({"optimized_metric": "val/acc", "optimized_mode": "max"}), sweep / "multirun.yaml")
+    for i, (status, error) in enumerate([("cancelled", "CANCELLED by SLURM"), ("timeout", "timed-out too many times"),
+                                         ("node_fail", "NODE_FAIL by SLURM")]):
+        (sweep / str(i)).mkdir()
+        (sweep / str(i) / "metrics.json").write_text(json.dumps({
+            "status": status, "error": error, "optimized_value": None, "overrides": [f"optimizer.lr=0.{i + 1}"]}))
+    with pytest.raises(SystemExit) as e:
+        summary_main([str(sweep)])
+    assert e.value.code == 1
+    md = (sweep / "summary.md").read_text()
+    assert "3 jobs: 0 completed, 0 failed, 0 incomplete, 1 cancelled, 1 timeout, 1 node_fail. " \
+           "Sorted by `val/acc` (maximize)." in md
+    assert "| 0.1 |" in md and "| cancelled: CANCELLED by SLURM |" in md and "| timeout: timed-out too many times |" in md
+    assert [row["optimizer.lr"] for row in read_summary(sweep)] == ["0.1", "0.2", "0.3"]
+
+
 def test_optuna_sqlite_study_continues_and_records_failures(tmp_path):
     import optuna
 
