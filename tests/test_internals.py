@@ -66,3 +66,19 @@ def test_hydra_app_behind_the_compose_api_starts_sweeps():
     app = internals.hydra_app()
     params = list(inspect.signature(app.multirun).parameters)
     assert params[:3] == ["config_name", "task_function", "overrides"]
+
+
+def test_register_launcher_lets_hydra_instantiate_a_launcher_outside_hydra_plugins():
+    """Hydra instantiates a launcher only from its registry of classes found under hydra_plugins:
+    the SLURM launcher of conf/hydra/launcher/slurm_cpu.yaml is added to it by name."""
+    from hydra.core.plugins import Plugins
+    from omegaconf import OmegaConf
+
+    from dlcourse.sweep.launch import LAUNCHER
+    from dlcourse.sweep.slurm import SlurmLauncher
+
+    internals.register_launcher(LAUNCHER, SlurmLauncher)
+    config = OmegaConf.create({"_target_": LAUNCHER, "submitit_folder": "x", "poll_s": 1, "cancel_on_interrupt": True})
+    launcher = Plugins.instance()._instantiate(config)
+    assert type(launcher) is SlurmLauncher and launcher.own == {"poll_s": 1, "cancel_on_interrupt": True}
+    assert launcher.params == {"submitit_folder": "x"}  # what goes to submitit
