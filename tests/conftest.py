@@ -113,6 +113,7 @@ def slurm_cluster_reason() -> str | None:
     out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
     if out.returncode != 0 or not re.search(r"idle|mixed|allocated", out.stdout):
         detail = (out.stderr or out.stdout).strip().splitlines()[:1]
-        return f"no SLURM cluster answers ({detail[0][:160] if detail else 'no node up'}): bash scripts/slurm_local.sh start"
+        return (f"no SLURM cluster answers ({detail[0][:160] if detail else 'no node up'}); start the local one: "
+                "bash scripts/slurm_local.sh start")
     return None
 

@@ -127,7 +127,7 @@ class SlurmLauncher(BaseSubmititLauncher):
                                                          or state[0] not in ("COMPLETED", "FAILED", "FORGOTTEN")):
                         done[job.job_id] = state
                 if len(done) < len(jobs):
-                    time.sleep(float(self.own.get("poll_s") or 2))
+                    time.sleep(float(self.own.get("poll_s") or 5))
         except (KeyboardInterrupt, Interrupted) as e:
             code = e.code if isinstance(e, Interrupted) else 130
             self._interrupted([j.job_id for j in jobs if j.job_id not in done], last)
