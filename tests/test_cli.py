@@ -176,7 +176,7 @@ def test_early_stopping_is_reported_and_train_longer_trains_longer(tmp_path):
     (run,) = (tmp_path / "outputs" / "iris_mlp").iterdir()
     stopped = json.loads((run / "metrics.json").read_text())
     assert stopped["stopped_early"] and stopped["epochs"] < 200
-    assert f"early stopping ended the run after {stopped['epochs']} of 200 epochs" in " ".join(first.stdout.split())
+    assert f"ended: early stopping at epoch {stopped['epochs']} of 200" in " ".join(first.stdout.split())
     log = (run / "train.log").read_text()
     assert "GPU available" in log and "test accuracy" in log  # Lightning's lines and the summary
     longer = run_cli([f"ckpt_path={run}", "trainer.max_epochs=400"], tmp_path)
