@@ -22,7 +22,7 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: list[str]):
     """One matrix: the counts in the cells, the colour the share of the true class (its recall on the
     diagonal), each row's recall at the right. One panel stays readable with 10 classes at card size."""
     k = len(class_names)
-    size = min(9.0, max(4.2, 0.5 * k + 1.6))
+    size = min(9.0, max(4.6, 0.5 * k + 1.6))
     fig, ax = plt.subplots(figsize=(size + 0.6, size))
     rows = np.clip(cm.sum(1, keepdims=True), 1, None)
     norm = cm / rows
@@ -38,12 +38,11 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: list[str]):
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=font,
                         color="white" if norm[i, j] > 0.5 else "black")
     for i in range(k):
-        ax.text(k - 0.4, i, f"{100 * norm[i, i]:.0f}%", ha="left", va="center", fontsize=font - 1, color="0.3")
-    ax.set_xlim(-0.5, k + 0.6)
-    ax.spines[["top", "right"]].set_visible(False)
+        ax.text(k - 0.4, i, f"{100 * norm[i, i]:.0f}%", ha="left", va="center", fontsize=font - 1, color="0.3",
+                clip_on=False)
     total = int(cm.sum())
-    ax.set_title(f"confusion matrix, test set: {int(np.trace(cm))} of {total} right\n"
-                 "cells: counts; colour: share of the true class; right: recall", loc="left")
+    fig.suptitle(f"confusion matrix, test set: {int(np.trace(cm))} of {total} right\n"
+                 "cells: counts; colour: share of the true class; right: recall", x=0.02, ha="left")
     fig.tight_layout()
     return fig
 

@@ -3,7 +3,7 @@
 TensorBoard's HParams table ticks its first few columns and sorts the hyperparameters by `differs`
 then by name; the metrics keep the order the experiment summary gives them. So the user's
 overrides (in a sweep they include the swept values) are marked as differing, `_target_` plumbing
-is left out, and the metrics come as: the test value of the optimised metric, the optimised metric,
+is left out, integers are text (TensorBoard would show 2000 as `2000.0`), and the metrics come as: the test value of the optimised metric, the optimised metric,
 the other test metrics, the other validation metrics (best epoch), the last training values.
 """
 
@@ -16,7 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.report import flat_hparams
 
 GROUP_CHOICES = ("data", "model", "optimizer", "scheduler", "trainer")
-SKIPPED_OVERRIDES = ("hydra.", "paths.", "ckpt_path", "hparams_search")
+# Overrides that change where or how a run is shown, not what it learns: not HParams columns.
+SKIPPED_OVERRIDES = ("hydra.", "paths.", "ckpt_path", "hparams_search", "logger", "trainer.enable_progress_bar",
+                     "trainer.enable_model_summary", "trainer.log_every_n_steps", "callbacks.progress_bar",
+                     "callbacks.model_summary", "callbacks.figures", "callbacks.lr_monitor")
 
 
 def user_overrides() -> list[str]:
@@ -39,8 +42,8 @@ def hparam_entries(cfg: DictConfig, overrides: list[str] | None = None) -> tuple
             hp[group] = str(choices[group]).removeprefix("experiment/")
     first = set()
     for text in overrides:
-        key, _, value = text.lstrip("+~").partition("=")
-        if not key or key.startswith(SKIPPED_OVERRIDES):
+        key, _, value = text.lstrip("+").partition("=")
+        if not key or key.startswith("~") or key.startswith(SKIPPED_OVERRIDES):
             continue
         first.add(key)
         if key not in hp:
@@ -75,8 +78,10 @@ def summaries(hparams: dict, differs: set[str], metrics: list[tuple[str, str, st
     for name, value in hparams.items():
         if isinstance(value, bool):
             kind, v = api_pb2.DATA_TYPE_BOOL, struct_pb2.Value(bool_value=value)
-        elif isinstance(value, (int, float)):
+        elif isinstance(value, float):
             kind, v = api_pb2.DATA_TYPE_FLOAT64, struct_pb2.Value(number_value=value)
+        elif isinstance(value, int):  # TensorBoard shows every number with 5 digits (2000 as 2000.0): as text
+            kind, v = api_pb2.DATA_TYPE_STRING, struct_pb2.Value(string_value=str(value))
         else:
             kind, v = api_pb2.DATA_TYPE_STRING, struct_pb2.Value(string_value=str(value))
         infos.append(api_pb2.HParamInfo(name=name, type=kind, differs=name in differs))
