@@ -44,3 +44,28 @@ def test_help_lists_every_option_of_every_group_with_its_defaults_without_torch(
                 shown = "null" if value is None else str(value)
                 assert f"{key}={shown}" in tokens or f"{key}={shown}" in text, f"{group}/{path.stem}: {key}"
     assert text.count("dlcourse-train ") >= 5  # the examples
+
+
+def test_cross_validation_prints_one_model_summary_without_empty_columns(cfg_factory, capsys):
+    from dlcourse.cv import cross_validate
+
+    cfg = cfg_factory("experiment=iris_mlp", "trainer.accelerator=cpu", "trainer.max_epochs=1",
+                      "trainer.enable_progress_bar=false", "cv.folds=3", fast=False)
+    cross_validate(cfg)
+    out = capsys.readouterr().out
+    assert out.count("Trainable params") == 1  # the same model in every fold: one summary, for fold 1
+    header = next(line for line in out.splitlines() if "Name" in line and "Type" in line)
+    assert "Params" in header and "FLOPs" not in header and "Mode" not in header  # all 0 / all `train`
+    assert "Total FLOPs" not in out
+
+
+def test_progress_bar_counts_real_batches_and_samples_per_second(tmp_path):
+    from conftest import run_cli
+
+    args = ["experiment=gaussian_mlp", "data.n_train=1000", "data.n_val=200", "data.n_test=200", "data.batch_size=50",
+            "data.steps_per_call=5", "trainer.max_epochs=2", "trainer.accelerator=cpu", "~callbacks.model_summary"]
+    result = run_cli(args, tmp_path, env_extra={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    bar = next(line for line in result.stdout.splitlines() if line.startswith("Epoch 2/2"))
+    # 20 batches of 50 in 4 calls of 5: the bar counts the 20 batches, and the rate is in samples
+    assert "Epoch 2/2, batches of 50" in bar and " 20/20 " in bar and "samples/s" in bar, bar

@@ -9,7 +9,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-
 # One look for every figure, sized for a TensorBoard image card (about 500 px wide at dpi 100):
 # titles inside the image, the same fonts and grid everywhere.
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "figure.titlesize": 11,

@@ -14,7 +14,6 @@ The test values are points on the same charts (no single-point cards) and column
 from __future__ import annotations
 
 import os
-import time
 
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only

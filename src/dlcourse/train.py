@@ -17,12 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
-from dlcourse.models.layers import count_parameters
 from dlcourse.errors import NonFiniteLossError
+from dlcourse.models.layers import count_parameters
 from dlcourse.report import ending_line, flat_hparams, markdown_summary, print_summary, run_record, write_json
+from dlcourse.task import Task
 from dlcourse.tbhparams import hparam_entries, metric_order, user_overrides
 from dlcourse.tblog import TensorBoardLogger
-from dlcourse.task import Task
 
 log = logging.getLogger("dlcourse")
 # Noise that says nothing to a student: few batches per epoch is normal on small data, and

@@ -17,7 +17,7 @@ def informative(summary_data: list) -> list:
     rows = [(column, [values[i] for i in keep]) for column, values in summary_data]
     if rows and rows[0][0] == " ":
         rows[0] = (" ", [str(i) for i in range(len(keep))])
-    return [(c, v) for c, v in rows if not (c == "FLOPs" and all(x in ("0", "") for x in v))
+    return [(c, v) for c, v in rows if not (c == "FLOPs" and all(x.strip() in ("0", "", "n/a") for x in v))
             and not (c == "Mode" and len(set(v)) <= 1)]
 
 
@@ -33,7 +33,7 @@ class ModelSummary(RichModelSummary):
         for column, _ in data:
             table.add_column(column, justify="left" if column in ("Name", "Type") else "right",
                              style="dim" if column == " " else None, no_wrap=column == "Name")
-        for row in zip(*(values for _, values in data)):
+        for row in zip(*(values for _, values in data), strict=True):
             table.add_row(*row)
         console = get_console()
         console.print(table)
