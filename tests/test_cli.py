@@ -78,6 +78,7 @@ def test_divergence_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_
     assert result.returncode == 1, result.stderr[-2000:]
     last_line = result.stderr.strip().splitlines()[-1]
     assert "non-finite" in last_line and "epoch" in last_line and "lower learning rate" in last_line
+    assert "ended: diverged in epoch " in result.stdout and "of 5 (the loss became nan or inf)" in result.stdout
     (run,) = (tmp_path / "outputs" / "gaussian_mlp").iterdir()
     assert not (run / "metrics.json").exists()
     import torch
@@ -176,7 +177,9 @@ def test_early_stopping_is_reported_and_train_longer_trains_longer(tmp_path):
     (run,) = (tmp_path / "outputs" / "iris_mlp").iterdir()
     stopped = json.loads((run / "metrics.json").read_text())
     assert stopped["stopped_early"] and stopped["epochs"] < 200
-    assert f"early stopping ended the run after {stopped['epochs']} of 200 epochs" in " ".join(first.stdout.split())
+    best = int(stopped["val"]["epoch"]) + 1
+    assert f"ended: early stopping at epoch {stopped['epochs']} of 200 (no improvement for its patience); " \
+           f"best epoch {best}, the one tested" in " ".join(first.stdout.split())
     log = (run / "train.log").read_text()
     assert "GPU available" in log and "test accuracy" in log  # Lightning's lines and the summary
     longer = run_cli([f"ckpt_path={run}", "trainer.max_epochs=400"], tmp_path)

@@ -58,15 +58,21 @@ def test_tabular_experiment_writes_run_directory(cfg_factory, overrides):
     if cfg.name == "gaussian_mlp":
         assert (run / "figures" / "decision_boundary.png").is_file()
 
-    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0}).Reload()
-    tags = events.Tags()
-    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/auroc", "test/acc"} <= set(tags["scalars"])
-    assert len(events.Scalars("val/loss")) == 2  # one point per epoch
-    assert "figures/confusion_matrix" in tags["images"]
-    # The HParams view needs the plugin's session data and the final metrics.
-    hp_files = list((run / "tensorboard").glob("**/events.out.tfevents.*"))
-    assert any(b"hparams" in f.read_bytes() for f in hp_files)
-    assert "hp/test_acc" in tags["scalars"]
+    # TensorBoard, Keras-style: the run directory is the run, with one sub-run per split, so each
+    # metric's chart has its train and validation curves; the x axis counts epochs (1, 2).
+    def events(sub):
+        return EventAccumulator(str(run / sub), size_guidance={"scalars": 0, "images": 0}).Reload()
+
+    train_ev, val_ev, test_ev, root = events("train"), events("validation"), events("test"), events(".")
+    assert {"loss", "acc"} <= set(train_ev.Tags()["scalars"])
+    assert {"loss", "acc", "auroc"} <= set(val_ev.Tags()["scalars"])
+    assert [s.step for s in val_ev.Scalars("loss")] == [1, 2]  # one point per epoch, on the epoch axis
+    best_epoch = int(on_disk["val"]["epoch"]) + 1
+    assert [(s.step, s.value) for s in test_ev.Scalars("acc")] == [(best_epoch, pytest.approx(on_disk["test"]["test/acc"]))]
+    assert root.Tags()["scalars"] == []  # no single-point cards: no test/*, hp/* or epoch tags
+    assert "figures/confusion_matrix" in root.Tags()["images"]
+    assert "_hparams_/session_start_info" in root.PluginTagToContent("hparams")
+    assert "summary/text_summary" in root.Tags()["tensors"]
 
 
 def test_gaussian_learns_above_chance(cfg_factory):
@@ -123,9 +129,10 @@ def test_every_scheduler_runs(cfg_factory, scheduler):
     cfg = cfg_factory(*SMALL_GAUSSIAN, f"scheduler={scheduler}", "trainer.max_epochs=2", "data.batch_size=100")
     metrics = train(cfg)
     assert metrics["epochs"] == 2
-    events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard")).Reload()
+    events = EventAccumulator(str(Path(cfg.paths.output_dir) / "train")).Reload()
     lr_tags = [t for t in events.Tags()["scalars"] if t.startswith("lr-")]
-    assert lr_tags, "the LR monitor writes the learning rate"
+    assert lr_tags, "the LR monitor writes the learning rate, with the training curves"
+    assert [s.step for s in events.Scalars(lr_tags[0])] == [1, 2]  # the epoch axis
 
 
 def test_l1_penalty_shrinks_weights(cfg_factory):

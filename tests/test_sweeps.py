@@ -66,10 +66,11 @@ def test_grid_sweep_summary_failure_and_hparams(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for row in done:
-        acc = EventAccumulator(str(sweep / row["job"] / "tensorboard"))
+        acc = EventAccumulator(str(sweep / row["job"]))
         acc.Reload()
         assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
-        assert "hp/val_acc" in acc.Tags()["scalars"]
+        best = EventAccumulator(str(sweep / row["job"] / "best"))
+        assert "acc" in best.Reload().Tags()["scalars"]  # the best epoch's val/acc, an HParams column
 
     # dlcourse-summary rewrites the same files (e.g. for a sweep that was interrupted)
     (sweep / "summary.csv").unlink()
@@ -189,7 +190,7 @@ def test_cross_validation_iris_five_folds(tmp_path):
     assert m["test"] == {}  # the test split is not used
     for k in range(1, 6):
         fold = json.loads((run_dir / f"fold_{k}" / "metrics.json").read_text())
-        assert fold["status"] == "completed" and (run_dir / f"fold_{k}" / "tensorboard").is_dir()
+        assert fold["status"] == "completed" and (run_dir / f"fold_{k}" / "validation").is_dir()
 
 
 def test_cross_validation_folds_partition_train_and_val(cfg_factory):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from dlcourse.report import accuracy_line, flat_hparams, run_record, to_log_file, write_json
+from dlcourse.report import accuracy_line, run_record, to_log_file, write_json
 from dlcourse.train import Prepared, fit, train
 
 log = logging.getLogger("dlcourse")
@@ -37,7 +37,17 @@ def fold_config(cfg: DictConfig, fold: int, run_dir: Path) -> DictConfig:
         fcfg.cv.fold = fold
         fcfg.test = False  # the folds never see the test split (a refit run may, once, at the end)
         fcfg.ckpt_path = None
+    if fold > 0:
+        without_model_summary(fcfg)
     return fcfg
+
+
+def without_model_summary(cfg: DictConfig) -> None:
+    """The model is the same in every fold and the refit: its summary is printed once, for fold 1."""
+    with open_dict(cfg):
+        for name, cb in (cfg.get("callbacks") or {}).items():
+            if str((cb or {}).get("_target_", "")).endswith("ModelSummary"):
+                cfg.callbacks[name] = None
 
 
 def refit_config(cfg: DictConfig, run_dir: Path, epochs: int) -> DictConfig:
@@ -57,6 +67,7 @@ def refit_config(cfg: DictConfig, run_dir: Path, epochs: int) -> DictConfig:
                 rcfg.callbacks[name] = None
             elif target.endswith("ModelCheckpoint"):
                 cb.monitor, cb.filename, cb.save_top_k = None, "epoch={epoch:03d}", 1
+    without_model_summary(rcfg)
     return rcfg
 
 
@@ -116,14 +127,14 @@ def log_hparams(cfg: DictConfig, run_dir: Path, mean: dict, std: dict, test: dic
     if not any(lg is not None and "TensorBoard" in str(lg.get("_target_", ""))
                for lg in (cfg.get("logger") or {}).values()):
         return
-    from lightning.pytorch.loggers import TensorBoardLogger
+    from dlcourse.tbhparams import hparam_entries, metric_order
+    from dlcourse.tblog import TensorBoardLogger
 
-    lg = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    hp = {**flat_hparams(cfg), "cv.folds": int(cfg.cv.folds), "cv.refit": bool(cfg.cv.get("refit"))}
-    values = {f"hp/{k.replace('/', '_')}": v for k, v in mean.items()}
-    values.update({f"hp/{k.replace('/', '_')}_std": v for k, v in std.items()})
-    values.update({f"hp/{k.replace('/', '_')}": v for k, v in test.items()})
-    lg.log_hyperparams(hp, values)
+    lg = TensorBoardLogger(save_dir=str(run_dir))
+    hp, first = hparam_entries(cfg)
+    hp.update({"cv.folds": int(cfg.cv.folds), "cv.refit": bool(cfg.cv.get("refit"))})
+    results = {**mean, **{f"{k}_std": v for k, v in std.items()}, **test}
+    lg.log_results(hp, first | {"cv.folds"}, results, 0, metric_order(results, cfg.optimized_metric))
     lg.finalize("success")
 
 

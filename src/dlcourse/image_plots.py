@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from dlcourse import plots  # noqa: E402, F401  (imported for the shared figure style, plots.STYLE)
 from dlcourse.gradcam import first_conv_layer, gradcam  # noqa: E402
 
 

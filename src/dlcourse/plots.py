@@ -9,25 +9,39 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+# One look for every figure, sized for a TensorBoard image card (about 500 px wide at dpi 100):
+# titles inside the image, the same fonts and grid everywhere.
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "figure.titlesize": 11,
+         "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": False,
+         "figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "Blues"}
+plt.rcParams.update(STYLE)
+
 
 def confusion_matrix_figure(cm: np.ndarray, class_names: list[str]):
-    """Counts and row-normalised (recall per true class) side by side."""
+    """One matrix: the counts in the cells, the colour the share of the true class (its recall on the
+    diagonal), each row's recall at the right. One panel stays readable with 10 classes at card size."""
     k = len(class_names)
-    size = max(4.0, 0.55 * k + 2)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
-    norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
-    for ax, data, title, fmt in ((axes[0], cm, "counts", "d"), (axes[1], norm, "normalised by true class", ".2f")):
-        ax.imshow(data, cmap="Blues")
-        ax.set_title(f"confusion matrix ({title})")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_xticks(range(k), class_names, rotation=45, ha="right")
-        ax.set_yticks(range(k), class_names)
-        top = data.max() if data.size else 1
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, format(data[i, j], fmt), ha="center", va="center", fontsize=8,
-                        color="white" if data[i, j] > top / 2 else "black")
+    size = min(9.0, max(4.6, 0.5 * k + 1.6))
+    fig, ax = plt.subplots(figsize=(size + 0.6, size))
+    rows = np.clip(cm.sum(1, keepdims=True), 1, None)
+    norm = cm / rows
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_xticks(range(k), class_names, rotation=45 if max(map(len, class_names)) > 3 else 0, ha="right")
+    ax.set_yticks(range(k), class_names)
+    font = 9 if k <= 10 else max(5, 9 - (k - 10) // 3)
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j] or i == j:
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=font,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    for i in range(k):
+        ax.text(k - 0.4, i, f"{100 * norm[i, i]:.0f}%", ha="left", va="center", fontsize=font - 1, color="0.3",
+                clip_on=False)
+    total = int(cm.sum())
+    fig.suptitle(f"confusion matrix, test set: {int(np.trace(cm))} of {total} right\n"
+                 "cells: counts; colour: share of the true class; right: recall", x=0.02, ha="left")
     fig.tight_layout()
     return fig
 

@@ -88,6 +88,34 @@ def accuracy_line(metrics: dict) -> str | None:
             "Wilson)")
 
 
+def ending_line(metrics: dict) -> str:
+    """How the run ended, in words: all epochs, early stopping (at which epoch, which was best), divergence."""
+    epochs, most = metrics.get("epochs"), metrics.get("max_epochs")
+    best = metrics.get("val", {}).get("epoch")
+    best_text = "" if best is None else f"; best epoch {int(best) + 1}, the one tested"
+    if metrics.get("diverged_epoch") is not None:
+        return (f"ended: diverged in epoch {metrics['diverged_epoch']} of {most} (the loss became nan or inf); "
+                f"the last good checkpoint stays")
+    if metrics.get("stopped_early"):
+        return f"ended: early stopping at epoch {epochs} of {most} (no improvement for its patience){best_text}"
+    return f"ended: all {epochs} epochs (trainer.max_epochs={most}){best_text}"
+
+
+def markdown_summary(metrics: dict, overrides: list[str]) -> str:
+    """The TensorBoard text card: the command's overrides, how the run ended, the final values."""
+    lines = [f"**{metrics['experiment']}** {' '.join(overrides)}".rstrip(), "", ending_line(metrics), "",
+             "| metric | val (best epoch) | test |", "|---|---:|---:|"]
+    for name in metric_names(metrics):
+        v, t = metrics["val"].get(f"val/{name}"), metrics["test"].get(f"test/{name}")
+        lines.append(f"| {name} | {'' if v is None else f'{v:.4f}'} | {'' if t is None else f'{t:.4f}'} |")
+    line = accuracy_line(metrics)
+    return "\n".join([*lines, "", line] if line else lines)
+
+
+def metric_names(metrics: dict) -> list[str]:
+    return sorted({k.split("/", 1)[1] for k in [*metrics["val"], *metrics["test"]] if "/" in k})
+
+
 def print_summary(metrics: dict, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -95,23 +123,19 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     console = Console(record=True)
     table = Table(title=f"{metrics['experiment']}: {metrics['epochs']} epochs, {metrics['wall_time_s']:.1f} s, "
                         f"{metrics['params']:,} parameters")
-    best = metrics["val"].get("epoch")
     table.add_column("metric")
     table.add_column("val (best epoch)", justify="right")
     table.add_column("test", justify="right")
-    names = sorted({k.split("/", 1)[1] for k in [*metrics["val"], *metrics["test"]] if "/" in k})
-    for name in names:
+    for name in metric_names(metrics):
         v, t = metrics["val"].get(f"val/{name}"), metrics["test"].get(f"test/{name}")
         table.add_row(name, "" if v is None else f"{v:.4f}", "" if t is None else f"{t:.4f}")
     console.print(table)
-    if metrics.get("stopped_early"):
-        console.print(f"early stopping ended the run after {metrics['epochs']} of {metrics.get('max_epochs')} epochs; "
-                      f"the best epoch ({'?' if best is None else int(best) + 1}) is the one tested")
+    console.print(ending_line(metrics))
     line = accuracy_line(metrics)
     if line:
         console.print(line)
     console.print(f"run directory: {run_dir}")
-    console.print(f"TensorBoard:   tensorboard --logdir {run_dir.parent}")
+    console.print(f"TensorBoard:   tensorboard --logdir {run_dir}")
     to_log_file(console.export_text())
 
 

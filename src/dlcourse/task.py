@@ -136,7 +136,7 @@ class Task(L.LightningModule):
         if self._seen and int(self._nonfinite) > 0:
             lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
             raise NonFiniteLossError(
-                f"the loss became non-finite (nan or inf) in epoch {self.current_epoch}; "
+                f"the loss became non-finite (nan or inf) in epoch {self.current_epoch + 1}; "
                 f"the run stopped and its last good checkpoint stays. Try a lower learning rate "
                 f"(optimizer.lr is {lr:g} now) or gradient clipping (task.gradient_clip_val=1.0)"
             )

@@ -17,9 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
+from dlcourse.errors import NonFiniteLossError
 from dlcourse.models.layers import count_parameters
-from dlcourse.report import flat_hparams, print_summary, run_record, write_json
+from dlcourse.report import ending_line, flat_hparams, markdown_summary, print_summary, run_record, write_json
 from dlcourse.task import Task
+from dlcourse.tbhparams import hparam_entries, metric_order, user_overrides
+from dlcourse.tblog import TensorBoardLogger
 
 log = logging.getLogger("dlcourse")
 # Noise that says nothing to a student: few batches per epoch is normal on small data, and
@@ -108,7 +111,12 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
             if isinstance(cb, EarlyStopping):
                 cb.restart_patience = longer
 
-    trainer.fit(task, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+    try:
+        trainer.fit(task, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except NonFiniteLossError:
+        if trainer.is_global_zero:  # the error line follows on stderr; the console says how the run ended
+            print(ending_line({"diverged_epoch": trainer.current_epoch + 1, "max_epochs": cfg.trainer.max_epochs}))
+        raise
     early = trainer.early_stopping_callback  # read now: testing the best checkpoint restores its state
     stopped_early = bool(early is not None and early.stopped_epoch > 0)
 
@@ -128,11 +136,25 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", record)
         for lg in trainer.loggers:  # the HParams view: one row per run, with its final metrics
-            hp_metrics = {f"hp/{k.replace('/', '_')}": v for k, v in {**val_metrics, **test_metrics}.items()}
-            lg.log_hyperparams(flat_hparams(cfg), hp_metrics)
+            log_results(lg, cfg, record, task.val_history)
             lg.finalize("success")
         print_summary(record, run_dir)
     return record
+
+
+def log_results(lg, cfg: DictConfig, record: dict, history: list[dict]) -> None:
+    """The final values at the tested epoch, the HParams entry and the summary card (dlcourse.tblog),
+    or Lightning's log_hyperparams for another logger."""
+    results = {k: v for k, v in {**record["val"], **record["test"]}.items() if "/" in k}
+    if not isinstance(lg, TensorBoardLogger):
+        lg.log_hyperparams(flat_hparams(cfg), {f"hp/{k.replace('/', '_')}": v for k, v in results.items()})
+        return
+    hparams, first = hparam_entries(cfg)
+    last_train = ["train/loss", *(["train/acc"] if record["task"] != "regression" else [])] if history else []
+    order = metric_order([*results, *last_train], cfg.optimized_metric)
+    best = record["val"].get("epoch")
+    step = int(best) + 1 if best is not None else int(record["epochs"] or 0)
+    lg.log_results(hparams, first, results, step, order, markdown_summary(record, user_overrides()))
 
 
 def train(cfg: DictConfig) -> dict:

@@ -79,7 +79,7 @@ class FigureCallback(L.Callback):
             fig.savefig(dirpath / f"{name}.png", dpi=100)
             for logger in trainer.loggers:
                 if hasattr(logger.experiment, "add_figure"):
-                    logger.experiment.add_figure(f"figures/{name}", fig, global_step=trainer.global_step, close=False)
+                    logger.experiment.add_figure(f"figures/{name}", fig, global_step=trainer.current_epoch, close=False)
             plt.close(fig)
 
 

@@ -1,0 +1,78 @@
+"""Lightning's RichProgressBar in real batches and samples per second.
+
+On one device the training loader hands the task several batches per call (TensorLoader.group):
+Lightning's bar would count calls (`8/8` for an epoch of hundreds of batches, `1/1` for full
+batch) and its it/s column, measured over a few calls, reads `0.00it/s`. Here the training bar
+counts batches and its speed column shows samples per second since the epoch started."""
+
+from __future__ import annotations
+
+import time
+
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedColumn
+from rich.text import Text
+
+
+class SamplesPerSecondColumn(ProcessingSpeedColumn):
+    def render(self, task) -> Text:
+        samples, started = task.fields.get("samples"), task.fields.get("started")
+        if samples is None or started is None:  # evaluation bars: batches per second
+            speed = task.completed / task.elapsed if task.elapsed else 0.0
+            return Text(f"{speed:,.0f} batches/s" if speed >= 1 else "", style=self.style)
+        elapsed = time.perf_counter() - started
+        return Text(f"{samples / elapsed:,.0f} samples/s" if elapsed > 0 and samples else "", style=self.style)
+
+
+def loader_shape(loader) -> tuple[int, int, int]:
+    """(batches per call, batch size, samples) of a training loader (a TensorLoader or a DataLoader)."""
+    group = int(getattr(loader, "group", 1) or 1)
+    batch_size = int(getattr(loader, "batch_size", 1) or 1)
+    n = getattr(loader, "n", None)
+    if n is None:
+        dataset = getattr(loader, "dataset", None)
+        n = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else 0
+    return group, batch_size, int(n)
+
+
+class ProgressBar(RichProgressBar):
+    _shape = (1, 1, 0)
+
+    @property
+    def total_train_batches(self):
+        calls = super().total_train_batches
+        loader = self.trainer.train_dataloader if self._trainer is not None else None
+        self._shape = loader_shape(loader) if loader is not None else (1, 1, 0)
+        real = getattr(loader, "num_batches", None)
+        if isinstance(calls, (int, float)) and calls != float("inf") and real is not None:
+            return min(int(real), int(calls) * self._shape[0])
+        return calls
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        """"Epoch 3/20, batches of 32": epochs counted from 1, as the summary and TensorBoard count them."""
+        most = self.trainer.max_epochs
+        text = f"Epoch {current_epoch + 1}" + (f"/{most}" if most and most > 0 else "")
+        _, batch_size, n = self._shape
+        size = "full batch" if n and batch_size >= n else f"batches of {batch_size}"
+        return f"{text}, {size}"
+
+    def configure_columns(self, trainer) -> list:
+        columns = super().configure_columns(trainer)
+        return [*columns[:-1], SamplesPerSecondColumn(style=self.theme.processing_speed)]
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id, samples=0, started=time.perf_counter())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        group, batch_size, n = self._shape
+        bar = self.train_progress_bar_id
+        if self.progress is not None and bar is not None:
+            total = self.train_progress_bar.total
+            done = (batch_idx + 1) * group
+            samples = done * batch_size
+            self.progress.update(bar, samples=min(samples, n) if n else samples)
+            # Lightning's handler sets the bar to `batch_idx + 1`; in batches that is `done`.
+            batch_idx = (min(done, int(total)) if total else done) - 1
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
