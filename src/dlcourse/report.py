@@ -105,15 +105,16 @@ def markdown_summary(metrics: dict, overrides: list[str]) -> str:
     """The TensorBoard text card: the command's overrides, how the run ended, the final values."""
     lines = [f"**{metrics['experiment']}** {' '.join(overrides)}".rstrip(), "", ending_line(metrics), "",
              "| metric | val (best epoch) | test |", "|---|---:|---:|"]
-    for name in metric_names(metrics):
-        v, t = metrics["val"].get(f"val/{name}"), metrics["test"].get(f"test/{name}")
-        lines.append(f"| {name} | {'' if v is None else f'{v:.4f}'} | {'' if t is None else f'{t:.4f}'} |")
+    lines += [f"| {name} | {val} | {test} |" for name, val, test in metric_rows(metrics)]
     line = accuracy_line(metrics)
     return "\n".join([*lines, "", line] if line else lines)
 
 
-def metric_names(metrics: dict) -> list[str]:
-    return sorted({k.split("/", 1)[1] for k in [*metrics["val"], *metrics["test"]] if "/" in k})
+def metric_rows(metrics: dict) -> list[tuple[str, str, str]]:
+    """(metric, its validation value at the best epoch, its test value), as text: the summary's rows."""
+    names = sorted({k.split("/", 1)[1] for k in [*metrics["val"], *metrics["test"]] if "/" in k})
+    text = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    return [(n, text(metrics["val"].get(f"val/{n}")), text(metrics["test"].get(f"test/{n}"))) for n in names]
 
 
 def print_summary(metrics: dict, run_dir: Path) -> None:
@@ -126,9 +127,8 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     table.add_column("metric")
     table.add_column("val (best epoch)", justify="right")
     table.add_column("test", justify="right")
-    for name in metric_names(metrics):
-        v, t = metrics["val"].get(f"val/{name}"), metrics["test"].get(f"test/{name}")
-        table.add_row(name, "" if v is None else f"{v:.4f}", "" if t is None else f"{t:.4f}")
+    for row in metric_rows(metrics):
+        table.add_row(*row)
     console.print(table)
     console.print(ending_line(metrics))
     line = accuracy_line(metrics)

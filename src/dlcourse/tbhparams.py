@@ -80,9 +80,7 @@ def summaries(hparams: dict, differs: set[str], metrics: list[tuple[str, str, st
             kind, v = api_pb2.DATA_TYPE_BOOL, struct_pb2.Value(bool_value=value)
         elif isinstance(value, float):
             kind, v = api_pb2.DATA_TYPE_FLOAT64, struct_pb2.Value(number_value=value)
-        elif isinstance(value, int):  # TensorBoard shows every number with 5 digits (2000 as 2000.0): as text
-            kind, v = api_pb2.DATA_TYPE_STRING, struct_pb2.Value(string_value=str(value))
-        else:
+        else:  # text, integers too: TensorBoard shows every number with 5 digits (2000 as 2000.0)
             kind, v = api_pb2.DATA_TYPE_STRING, struct_pb2.Value(string_value=str(value))
         infos.append(api_pb2.HParamInfo(name=name, type=kind, differs=name in differs))
         values[name] = v

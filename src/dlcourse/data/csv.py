@@ -141,7 +141,8 @@ class CSVDataModule(TabularDataModule):
                 raise DataError(f"target column {self.target!r} of {self.path} has a non-finite value at line "
                                 f"{first_bad_row(values)}")
             return torch.tensor(values, dtype=torch.float32)
-        if _numeric(labels) and not np.allclose(labels.to_numpy(np.float64), np.round(labels.to_numpy(np.float64))):
+        numbers = labels.to_numpy(np.float64) if _numeric(labels) else None
+        if numbers is not None and not np.allclose(numbers, np.round(numbers)):
             raise DataError(f"target column {self.target!r} holds fractional numbers ({labels.nunique()} different values), "
                             f"not class labels; for a numeric target set data.task=regression")
         # Sorted label values define the class indices; the mapping is saved with the run.

@@ -20,11 +20,11 @@ MAX_CHECKED_JOBS = 1000
 def sweep(overrides: list[str]) -> None:
     """Check every job of a grid first (one line for the first bad one), then let Hydra's sweeper and
     launcher run them; each job validates its own config again (an Optuna trial's values are new)."""
-    check_sweep(overrides)
+    on_slurm = check_sweep(overrides)
     from dlcourse.compose import with_search_path
     from dlcourse.internals import hydra_app, register_launcher
 
-    if OmegaConf.select(compose(job_overrides(overrides)[0]), "hydra.launcher._target_", default="") == LAUNCHER:
+    if on_slurm:
         from dlcourse.sweep.slurm import SlurmLauncher
 
         register_launcher(LAUNCHER, SlurmLauncher)
@@ -47,7 +47,10 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
     return [list(job) for job in itertools.islice(itertools.product(*axes), MAX_CHECKED_JOBS)]
 
 
-def check_sweep(overrides: list[str]) -> None:
+def check_sweep(overrides: list[str]) -> bool:
+    """Validate every job (and the SLURM launcher's settings, before anything is submitted); True if
+    the sweep runs on dlcourse's SLURM launcher."""
+    on_slurm = False
     for n, job in enumerate(job_overrides(overrides)):
         try:
             cfg = compose(job)
@@ -55,6 +58,8 @@ def check_sweep(overrides: list[str]) -> None:
             if OmegaConf.select(cfg, "hydra.launcher._target_", default="") == LAUNCHER:
                 from dlcourse.sweep.scheduler import check_launcher
 
-                check_launcher(cfg)  # before anything is submitted
+                check_launcher(cfg)
+                on_slurm = True
         except ConfigError as e:
             raise ConfigError(e.key, e.value, f"{e.allowed} (in job {n}: {' '.join(job)})") from None
+    return on_slurm

@@ -41,17 +41,18 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(jobs, key=lambda p: int(p.name))
 
 
-def _sweep_setting(sweep_dir: Path, jobs: list[Path], key: str):
-    """optimized_mode / optimized_metric of the sweep's config (known before any job finished)."""
+def _sweep_settings(sweep_dir: Path, jobs: list[Path], keys: tuple[str, ...]) -> dict:
+    """optimized_mode / optimized_metric of the sweep's config (known before any job finished): each
+    from the first config file that sets it plainly."""
+    found: dict = {}
     for cfg_file in [sweep_dir / "multirun.yaml", *(j / ".hydra" / "config.yaml" for j in jobs)]:
-        if cfg_file.is_file():
-            try:
-                value = OmegaConf.load(cfg_file).get(key)
-            except Exception:
-                continue
-            if isinstance(value, str) and "${" not in value:
-                return value
-    return None
+        try:
+            cfg = OmegaConf.load(cfg_file) if len(found) < len(keys) and cfg_file.is_file() else {}
+        except Exception:
+            continue
+        plain = {k: v for k in keys if isinstance(v := cfg.get(k), str) and "${" not in v}
+        found = {**plain, **found}
+    return found
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -98,10 +99,10 @@ def summarize(sweep_dir: str | Path, write: bool = True) -> dict[str, Any]:
     """Build (and write) summary.csv, summary.md and, for seed repeats, summary_seeds.csv."""
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
-    mode = _sweep_setting(sweep_dir, [r["dir"] for r in rows], "optimized_mode")
-    mode = mode if mode in ("min", "max") else "min"
+    settings = _sweep_settings(sweep_dir, [r["dir"] for r in rows], ("optimized_mode", "optimized_metric"))
+    mode = settings.get("optimized_mode") if settings.get("optimized_mode") in ("min", "max") else "min"
     opt = next((r["metrics"].get("optimized_metric") for r in rows if r["metrics"].get("optimized_metric")), None)
-    opt = opt or _sweep_setting(sweep_dir, [r["dir"] for r in rows], "optimized_metric") or "val/loss"
+    opt = opt or settings.get("optimized_metric") or "val/loss"
     keys: list[str] = []
     for r in rows:
         r["values"] = dict(_parse_override(o) for o in r["overrides"])
