@@ -8,7 +8,8 @@ PyTorch loop doing the same work (scripts/plain_mnist.py), the baseline for memo
 
     python scripts/startup_benchmark.py                        # every case, 5 rounds
     python scripts/startup_benchmark.py --only bare,config_error,cfg_job --repeat 9
-    python scripts/startup_benchmark.py --only mnist_cnn_short,mnist_cnn_short_trim   # page faults
+    python scripts/startup_benchmark.py --only mnist_cnn_short,mnist_cnn_short_system_malloc,plain_mnist_cnn  # page faults
+    python scripts/startup_benchmark.py --baseline /tmp/old    # the same cases on older code too (git worktree)
 
 Goals (issue 15): config error and --cfg job <= 0.35x the bare import, a 1-epoch gaussian_mlp run
 <= 1.15x, peak RSS of a small MNIST run within 10% of the plain loop.
@@ -39,12 +40,17 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     data: bool = False  # appends data.root=<--data-root> (real MNIST)
     exit_code: int = 0
+    plain: str = ""  # the hand-written case doing the same work: peak RSS is compared with it
 
 
-SHORT_CNN = ["experiment=mnist_cnn", "trainer.max_epochs=1", "trainer.limit_train_batches=60",
-             "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", *QUIET]
+# The plain loop's work (scripts/plain_mnist.py --model cnn): 60 training batches without augmentation,
+# then the whole validation and test sets.
+SHORT_CNN = ["experiment=mnist_cnn", "trainer.max_epochs=1", "trainer.limit_train_batches=60", "data.augment=false",
+             *QUIET]
+TINY = ["experiment=gaussian_mlp", "trainer.max_epochs=1", "data.n_train=2000", *QUIET]
 CASES = [
     Case("bare", [sys.executable, "-c", "import torch, lightning"], "import torch, lightning"),
+    Case("bare_torch", [sys.executable, "-c", "import torch"], "import torch"),
     Case("config_error", [*TRAIN, "experiment=gaussian_mlp", "model.dropout=1.5"], "model.dropout=1.5: one line, exit 2",
          exit_code=2),
     Case("cfg_job", [*TRAIN, "--cfg", "job", "experiment=mnist_cnn"], "--cfg job experiment=mnist_cnn"),
@@ -53,17 +59,21 @@ CASES = [
          "1 epoch: data, training, test, figures, metrics.json"),
     Case("gaussian_mlp_full_imports", [*TRAIN, "experiment=gaussian_mlp", "trainer.max_epochs=1", *QUIET],
          "the same, torchmetrics' optional imports on (DLCOURSE_FULL_IMPORTS=1)", env={"DLCOURSE_FULL_IMPORTS": "1"}),
+    Case("gaussian_sweep4", [*TRAIN, "-m", *TINY, "optimizer.lr=0.01,0.1", "seed=1,2"],
+         "a 2x2 grid of 1-epoch runs in one process, with the sweep summary"),
     Case("mnist_mlp", [*TRAIN, "experiment=mnist_mlp", "trainer.max_epochs=1", *QUIET], "1 epoch, 44k images",
-         data=True),
+         data=True, plain="plain_mnist_mlp"),
     Case("plain_mnist_mlp", [sys.executable, str(REPO / "scripts" / "plain_mnist.py"), "--model", "mlp"],
          "hand-written loop, the same work", data=True),
-    Case("mnist_cnn_short", [*TRAIN, *SHORT_CNN], "mnist_cnn, 60 training batches, 2 val/test batches", data=True),
-    Case("mnist_cnn_short_trim", [*TRAIN, *SHORT_CNN], "the same, freed memory returned to the OS (DLCOURSE_MALLOC=system)",
-         env={"DLCOURSE_MALLOC": "system"}, data=True),
+    Case("mnist_cnn_short", [*TRAIN, *SHORT_CNN], "mnist_cnn, 60 training batches, whole val and test sets", data=True,
+         plain="plain_mnist_cnn"),
+    Case("mnist_cnn_short_system_malloc", [*TRAIN, *SHORT_CNN],
+         "the same, freed memory returned to the OS at once (DLCOURSE_MALLOC=system)",
+         env={"DLCOURSE_MALLOC": "system"}, data=True, plain="plain_mnist_cnn"),
     Case("plain_mnist_cnn", [sys.executable, str(REPO / "scripts" / "plain_mnist.py"), "--model", "cnn",
-                             "--limit-train-batches", "60"], "hand-written loop, 60 batches, full val/test", data=True),
+                             "--limit-train-batches", "60"], "hand-written loop, the same work", data=True),
 ]
-DEFAULT = ["bare", "config_error", "cfg_job", "help", "gaussian_mlp", "gaussian_mlp_full_imports", "mnist_mlp",
+DEFAULT = ["bare", "bare_torch", "config_error", "cfg_job", "help", "gaussian_mlp", "gaussian_sweep4", "mnist_mlp",
            "plain_mnist_mlp"]
 
 
@@ -88,12 +98,14 @@ def run_once(case: Case, data_root: str, workdir: Path) -> dict:
 def table(cases: list[Case], results: dict[str, list[dict]]) -> str:
     med = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in results.items()}
     bare = med.get("bare", {}).get("wall")
-    lines = ["| case | what | wall s (median) | x bare import | peak RSS MB | user s | sys s | minor faults |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| case | what | wall s (median) | x bare import | peak RSS MB | RSS x plain loop | user s | sys s | "
+             "minor faults |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for case in cases:
         m = med[case.name]
         ratio = f"{m['wall'] / bare:.2f}" if bare else ""
-        lines.append(f"| {case.name} | {case.notes} | {m['wall']:.2f} | {ratio} | {m['rss_mb']:.0f} | "
+        plain = med.get(case.plain.removesuffix("@baseline"), {}).get("rss_mb")
+        rss_ratio = f"{m['rss_mb'] / plain:.2f}" if plain else ""
+        lines.append(f"| {case.name} | {case.notes} | {m['wall']:.2f} | {ratio} | {m['rss_mb']:.0f} | {rss_ratio} | "
                      f"{m['user']:.2f} | {m['sys']:.2f} | {m['minflt']:,.0f} |")
     return "\n".join(lines)
 
@@ -116,8 +128,8 @@ def main() -> int:
     cases = [by_name[n] for n in wanted]
     if args.baseline:  # the same commands on the old code: PYTHONPATH comes before the editable install
         old = {"PYTHONPATH": str(Path(args.baseline).resolve() / "src")}
-        cases += [Case(f"{c.name}@baseline", c.argv, f"{c.notes} (baseline code)", {**c.env, **old}, c.data, c.exit_code)
-                  for c in cases if c.argv[:3] == TRAIN]
+        cases += [Case(f"{c.name}@baseline", c.argv, f"{c.notes} (baseline code)", {**c.env, **old}, c.data, c.exit_code,
+                       c.plain) for c in cases if c.argv[:3] == TRAIN]
     if any(c.data for c in cases) and not (Path(args.data_root) / "MNIST" / "raw").is_dir():
         ap.error(f"no MNIST at {args.data_root}/MNIST/raw (--data-root)")
     if args.threads:

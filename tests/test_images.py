@@ -75,6 +75,57 @@ def test_bad_files_and_split_sizes(tmp_path, data_root):
         MNISTDataModule(root=str(tmp_path / "none")).setup()
 
 
+def test_reader_rejects_extra_bytes_and_cut_headers_and_reads_plain_files(tmp_path):
+    long = tmp_path / "long.gz"
+    with gzip.open(long, "wb") as f:
+        f.write(b"\x00\x00\x08\x01" + struct.pack(">I", 3) + bytes([1, 2, 3, 4]))
+    with pytest.raises(DataError, match="truncated or corrupt: header says \\[3\\], file has more"):
+        read_idx(long)
+    cut = tmp_path / "cut"
+    cut.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">I", 5))
+    with pytest.raises(DataError, match="header is cut short"):
+        read_idx(cut)
+    plain = tmp_path / "plain-idx1-ubyte"
+    plain.write_bytes(b"\x00\x00\x08\x02" + struct.pack(">II", 2, 3) + bytes(range(6)))
+    x = read_idx(plain)
+    assert x.dtype == torch.uint8 and x.tolist() == [[0, 1, 2], [3, 4, 5]]
+    x[0, 0] = 9  # a tensor of its own, writable
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"hello world")
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(text)
+
+
+def test_statistics_by_chunks_and_in_place_normalisation_equal_the_whole_split_at_once():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 3, 5, 4, generator=gen) * torch.tensor([1.0, 0.5, 0.1]).view(1, 3, 1, 1)
+    dm = MNISTDataModule()
+    dm.fit_normalization(x, chunk=7)  # 8 chunks, the last one short
+    whole_mean, whole_std = x.double().mean((0, 2, 3)), x.double().std((0, 2, 3))
+    assert dm.mean == pytest.approx(whole_mean.tolist(), rel=1e-12)
+    assert dm.std == pytest.approx(whole_std.tolist(), rel=1e-12)
+    expected = dm.apply_normalization(x)
+    own = x.clone()
+    assert dm.normalize_(own) is own and torch.equal(own, expected)  # the same values, no copy
+    off = MNISTDataModule(normalize=False)
+    off.fit_normalization(x)
+    assert off.mean == [0.0] * 3 and off.std == [1.0] * 3
+
+
+def test_input_figure_denormalises_only_the_images_it_shows(tmp_path, monkeypatch):
+    write_fake_mnist(tmp_path, 300, 32)  # ~28 training images per class, 8 of each shown
+    dm = MNISTDataModule(root=str(tmp_path), n_val=16, seed=0)
+    dm.setup()
+    shown = []
+    real = dm.denormalize
+    monkeypatch.setattr(dm, "denormalize", lambda x: shown.append(len(x)) or real(x))
+    figs = dm.input_figures()
+    y = dm.splits["train"][1]
+    expected = sum(min(8, int((y == c).sum())) for c in range(10))
+    assert shown == [expected] and expected < len(y)
+    assert list(figs) == ["input_samples"]
+
+
 def test_augmentation_runs_on_the_batch_and_keeps_the_background(data_root):
     dm = MNISTDataModule(root=str(data_root), n_val=16, augment=True, max_shift=3, seed=0)
     dm.setup()

@@ -82,3 +82,67 @@ def test_register_launcher_lets_hydra_instantiate_a_launcher_outside_hydra_plugi
     launcher = Plugins.instance()._instantiate(config)
     assert type(launcher) is SlurmLauncher and launcher.own == {"poll_s": 1, "cancel_on_interrupt": True}
     assert launcher.params == {"submitit_folder": "x"}  # what goes to submitit
+
+
+LEAN_CODE = """
+import sys, dlcourse, lightning, torch
+from torchmetrics.classification import MulticlassAccuracy
+import lightning_utilities.core.imports as lui
+print(sorted(m for m in ('torchvision', 'scipy.signal', 'matplotlib.pyplot') if m in sys.modules))
+print(float(MulticlassAccuracy(3, average="micro")(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))))
+print(bool(lui.RequirementCache('torchvision')), lui.package_available('scipy'))
+"""
+
+
+def test_lean_torchmetrics_hides_only_while_torchmetrics_is_imported():
+    """dlcourse.lean makes lightning_utilities' RequirementCache and package_available answer 'absent'
+    for torchvision, scipy and matplotlib while torchmetrics' __init__ runs (only then). Without the
+    hook (DLCOURSE_FULL_IMPORTS=1) the same import pulls them in: the hook is what keeps them out."""
+    import os
+    import subprocess
+    import sys
+
+    def run(**env):
+        out = subprocess.run([sys.executable, "-c", LEAN_CODE], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, **env})
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.splitlines()
+
+    hidden, accuracy, afterwards = run(DLCOURSE_FULL_IMPORTS="0")
+    assert hidden == "[]"
+    assert abs(float(accuracy) - 2 / 3) < 1e-6  # the metrics dlcourse uses work as usual
+    assert afterwards == "True True"  # the availability checks answer truly again
+    full, _, _ = run(DLCOURSE_FULL_IMPORTS="1")
+    assert "torchvision" in full and "scipy.signal" in full
+
+
+def test_remembered_compositions_pickle_as_hydras_own_loader_and_end_with_the_block():
+    """joblib's and submitit's workers receive Hydra's plain config loader, without the remembered
+    configs; after the block GlobalHydra has its own loader back."""
+    import pickle
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from omegaconf import OmegaConf
+
+    from dlcourse.compose import compose, start
+
+    start()
+    real = internals.hydra_app().config_loader
+    with internals.compositions_remembered():
+        loader = internals.hydra_app().config_loader
+        first, again = compose(["experiment=iris_mlp"]), compose(["experiment=iris_mlp"])
+        assert first is not again and len(loader.memo) == 1  # composed once, each caller its own copy
+        assert OmegaConf.to_container(first) == OmegaConf.to_container(again)
+        assert type(pickle.loads(pickle.dumps(loader))) is ConfigLoaderImpl
+    assert internals.hydra_app().config_loader is real
+
+
+def test_event_file_writer_reopens_a_closed_summary_writer(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(tmp_path)
+    writer.close()  # Lightning closes it at the end of fit; the test's figures come after
+    file_writer = internals.event_file_writer(writer)
+    assert callable(file_writer.add_summary) and file_writer.get_logdir() == str(tmp_path)
+    writer.close()
+    assert internals.event_file_writer(object()) is None  # not a TensorBoard logger

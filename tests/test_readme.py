@@ -148,6 +148,8 @@ def prepare(command: str, repo: Path) -> tuple[list[str], Path]:
     if tool == "python" and argv[1] == "scripts/reproduce.py":
         tiny = ["--set", "data.n_val=32"] if "mnist" in command else []
         return [sys.executable, *argv[1:], "--set", "trainer.max_epochs=1", *tiny], REPO
+    if tool == "python" and argv[1] == "scripts/startup_benchmark.py":
+        return [sys.executable, *argv[1:], "--repeat", "1", "--out", str(repo / "startup_benchmark.md")], REPO
     if tool == "python" and argv[1] == "scripts/precision_speed.py":
         return [sys.executable, *argv[1:], "--steps", "2"], REPO
     if tool == "python" and argv[1] == "-m":

@@ -304,3 +304,33 @@ def test_a_bad_value_in_a_sweep_stops_it_before_any_job_runs(tmp_path):
     (line,) = r.stderr.strip().splitlines()
     assert "model.dropout=1.5 is invalid" in line and "in job 1" in line
     assert not (tmp_path / "outputs").exists()
+
+
+def test_each_job_of_a_sweep_is_composed_once_and_as_hydra_would(tmp_path, monkeypatch):
+    """dlcourse's check composes every job; Hydra's sweeper (its check of each batch) and launcher then
+    take copies of that config instead of composing the job twice more (dlcourse.internals.
+    compositions_remembered), and it is the config Hydra composes."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from dlcourse.app import main
+    from dlcourse.compose import compose, job_config
+
+    modes = []
+    real = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        modes.append(str(kwargs.get("run_mode")))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    monkeypatch.chdir(tmp_path)
+    main(["-m", *TINY, "trainer.max_epochs=1", "optimizer.lr=0.1,0.2", "seed=1,2"])
+    assert sorted(modes) == ["RunMode.MULTIRUN", *["RunMode.RUN"] * 4]  # the sweep's config, each job's once
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", real)
+    (sweep,) = sweep_dirs(tmp_path)
+    jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+    assert len(jobs) == 4
+    for job in jobs:
+        saved = OmegaConf.load(job / ".hydra" / "config.yaml")
+        fresh = job_config(compose(list(OmegaConf.load(job / ".hydra" / "overrides.yaml"))))
+        assert OmegaConf.to_container(saved) == OmegaConf.to_container(fresh), job.name

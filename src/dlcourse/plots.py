@@ -1,20 +1,45 @@
-"""Figures for the student, as plain matplotlib functions (no Lightning): each returns a Figure."""
+"""Figures for the student, as plain matplotlib functions (no Lightning): each returns a Figure.
+
+Figures are built with matplotlib's object interface (`Figure`, no pyplot: no figure manager, nothing
+to close) and rendered once by `render_png`, whose bytes go to the PNG file and to TensorBoard alike.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import io
 
-matplotlib.use("Agg")  # no display needed; figures go to PNG and TensorBoard
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 # One look for every figure, sized for a TensorBoard image card (about 500 px wide at dpi 100):
 # titles inside the image, the same fonts and grid everywhere.
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "figure.titlesize": 11,
          "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": False,
          "figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "Blues"}
-plt.rcParams.update(STYLE)
+matplotlib.use("Agg")  # also for figures a data module of the user's draws with pyplot: no display needed
+matplotlib.rcParams.update(STYLE)
+
+
+def figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots):
+    """A figure and its axes (one Axes, or an array of them as `Figure.subplots` returns)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # tight_layout measures text with this canvas's renderer
+    return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def render_png(fig: Figure) -> tuple[bytes, int, int]:
+    """Draw the figure once: its PNG bytes, height and width in pixels."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).save(out, format="PNG", compress_level=1)  # speed over a few KB
+    return out.getvalue(), rgba.shape[0], rgba.shape[1]
 
 
 def confusion_matrix_figure(cm: np.ndarray, class_names: list[str]):
@@ -22,7 +47,7 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: list[str]):
     diagonal), each row's recall at the right. One panel stays readable with 10 classes at card size."""
     k = len(class_names)
     size = min(9.0, max(4.6, 0.5 * k + 1.6))
-    fig, ax = plt.subplots(figsize=(size + 0.6, size))
+    fig, ax = figure((size + 0.6, size))
     rows = np.clip(cm.sum(1, keepdims=True), 1, None)
     norm = cm / rows
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -48,7 +73,7 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: list[str]):
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]):
     """curves: label -> (fpr, tpr, auc)."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = figure((5, 5))
     for label, (fpr, tpr, auc) in curves.items():
         ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
@@ -73,7 +98,7 @@ def decision_boundary_figure(model: torch.nn.Module, x: torch.Tensor, y: torch.T
     model.eval()
     out = model(grid).float()
     model.train(was_training)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = figure((6, 5))
     if task == "binary":
         z = torch.sigmoid(out.squeeze(-1)).cpu().numpy().reshape(g0.shape)
         cs = ax.contourf(g0, g1, z, levels=20, cmap="RdBu_r", alpha=0.6)
@@ -95,7 +120,7 @@ def decision_boundary_figure(model: torch.nn.Module, x: torch.Tensor, y: torch.T
 
 
 def regression_figure(preds: np.ndarray, targets: np.ndarray):
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = figure((5, 5))
     p, t = preds.ravel(), targets.ravel()
     ax.scatter(t, p, s=3, alpha=0.4)
     lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))

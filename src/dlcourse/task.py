@@ -14,6 +14,7 @@ from dlcourse.checkpoints import restore_rng, rng_state
 from dlcourse.config.types import Loss, NonNegative, Positive
 from dlcourse.errors import NonFiniteLossError
 from dlcourse.internals import optimizer_step
+from dlcourse.memory import release_freed_memory
 from dlcourse.metrics import (
     compute_loss,
     correct_count,
@@ -79,6 +80,7 @@ class Task(L.LightningModule):
         self._nonfinite = torch.zeros((), dtype=torch.long, device=self.device)
 
     def on_train_epoch_start(self):
+        release_freed_memory()  # what validation freed does not fit a training step's blocks
         self._reset_train_sums()
 
     def training_step(self, group, group_idx):
@@ -174,6 +176,7 @@ class Task(L.LightningModule):
         return preds, targets
 
     def _start_eval(self):
+        release_freed_memory()  # nor what training freed an evaluation batch's
         self._eval_loss = torch.zeros((), device=self.device)
         self._eval_n = torch.zeros((), device=self.device)
         self._eval_preds, self._eval_targets = [], []

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
 from dlcourse.errors import NonFiniteLossError
+from dlcourse.memory import keep_freed_memory
 from dlcourse.models.layers import count_parameters
 from dlcourse.report import ending_line, flat_hparams, markdown_summary, print_summary, run_record, write_json
 from dlcourse.task import Task
@@ -103,6 +104,7 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
     task.config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints for dlcourse-eval
     run_dir = Path(cfg.paths.output_dir)
     trainer = build_trainer(cfg)
+    keep_freed_memory()  # from here on the steps reuse what they free (dlcourse.memory)
     if prepared.resumed:
         longer = (prepared.resumed["max_epochs"] or 0) < cfg.trainer.max_epochs
         log.info("resuming from %s after %s epochs%s", cfg.ckpt_path, prepared.resumed["epochs"],

@@ -1,4 +1,5 @@
 """Draw the test-set figures once the test has run: PNGs in the run directory and TensorBoard images.
+Each figure is rendered once; the same PNG bytes are the file and the TensorBoard image.
 
 Standard figures come from the task (confusion matrix, ROC, decision boundary, predicted-vs-true);
 a data module can add its own by defining `figures(model, preds, targets) -> {name: Figure}`.
@@ -6,11 +7,10 @@ a data module can add its own by defining `figures(model, preds, targets) -> {na
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import lightning as L
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from torchmetrics.functional.classification import (
     binary_auroc,
@@ -21,6 +21,7 @@ from torchmetrics.functional.classification import (
 )
 
 from dlcourse import plots
+from dlcourse.internals import event_file_writer
 
 
 def standard_figures(task: str, model, dm, preds: torch.Tensor, targets: torch.Tensor) -> dict:
@@ -75,12 +76,23 @@ class FigureCallback(L.Callback):
     def save(self, trainer: L.Trainer, figs: dict) -> None:
         dirpath = self.dirpath or Path(trainer.default_root_dir) / "figures"
         dirpath.mkdir(parents=True, exist_ok=True)
+        writers = [w for w in (event_file_writer(lg.experiment) for lg in trainer.loggers) if w is not None]
         for name, fig in figs.items():
-            fig.savefig(dirpath / f"{name}.png", dpi=100)
-            for logger in trainer.loggers:
-                if hasattr(logger.experiment, "add_figure"):
-                    logger.experiment.add_figure(f"figures/{name}", fig, global_step=trainer.current_epoch, close=False)
-            plt.close(fig)
+            png, height, width = plots.render_png(fig)
+            (dirpath / f"{name}.png").write_bytes(png)
+            for writer in writers:
+                add_png(writer, f"figures/{name}", png, height, width, trainer.current_epoch)
+            if "matplotlib.pyplot" in sys.modules:  # a data module's own figure may come from pyplot
+                sys.modules["matplotlib.pyplot"].close(fig)
 
 
-__all__ = ["FigureCallback", "standard_figures", "np"]
+def add_png(file_writer, tag: str, png: bytes, height: int, width: int, step: int) -> None:
+    """An encoded PNG as a TensorBoard image (what SummaryWriter.add_image writes, without encoding
+    the pixels a second time)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
+    file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+
+__all__ = ["FigureCallback", "add_png", "standard_figures"]

@@ -123,8 +123,7 @@ class ImageFolderDataModule(ImageDataModule):
             if len(splits[split][1]) == 0:
                 raise DataError(f"the {split} split is empty: add images (at least 2 per class) or a {split}/ folder")
         self.fit_normalization(train[0])
-        norm = self.apply_normalization
-        return {s: (norm(x), y) for s, (x, y) in {"train": train, **splits}.items()}
+        return {s: (self.normalize_(x), y) for s, (x, y) in {"train": train, **splits}.items()}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "channels": self.channels, "image_size": self.image_size}

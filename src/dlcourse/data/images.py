@@ -33,16 +33,21 @@ class ImageDataModule(InMemoryDataModule):
         self.std: list[float] | None = None
 
     # -- normalisation ---------------------------------------------------------------
-    def fit_normalization(self, x_train: torch.Tensor) -> None:
+    def fit_normalization(self, x_train: torch.Tensor, chunk: int = 4096) -> None:
         """Per-channel mean and std of the training split (x in [0, 1], shape N, C, H, W)."""
-        if self.normalize:
-            dims = (0, 2, 3)
-            # float64 sums: exact enough for 60k images and independent of batch order.
-            self.mean = [float(v) for v in x_train.double().mean(dims)]
-            self.std = [max(float(v), 1e-6) for v in x_train.double().std(dims)]
-        else:
+        if not self.normalize:
             c = x_train.shape[1]
             self.mean, self.std = [0.0] * c, [1.0] * c
+            return
+        # float64 sums, exact enough for 60k images and independent of batch order, taken a chunk at
+        # a time: a float64 copy of the whole split would be twice the split's size for a moment.
+        dims, n = (0, 2, 3), x_train.shape[0] * x_train.shape[2] * x_train.shape[3]
+        total = sum(part.double().sum(dims) for part in x_train.split(chunk))
+        mean = total / n
+        centred = mean.view(1, -1, 1, 1)
+        squares = sum((part.double() - centred).square_().sum(dims) for part in x_train.split(chunk))
+        self.mean = [float(v) for v in mean]
+        self.std = [max(float(v), 1e-6) for v in (squares / max(n - 1, 1)).sqrt()]
 
     def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (1, -1, 1, 1)
@@ -52,6 +57,11 @@ class ImageDataModule(InMemoryDataModule):
     def apply_normalization(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self._stats(x)
         return (x - mean) / std
+
+    def normalize_(self, x: torch.Tensor) -> torch.Tensor:
+        """apply_normalization in place, for a split's own float tensor (the same values, no copy)."""
+        mean, std = self._stats(x)
+        return x.sub_(mean).div_(std)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Model inputs back to [0, 1] pixels, for figures."""
@@ -107,8 +117,11 @@ class ImageDataModule(InMemoryDataModule):
 
         self.setup()
         x, y = self.splits["train"]
-        return {"input_samples": image_plots.samples_per_class_figure(self.denormalize(x[:20000]), y[:20000],
-                                                                      self.class_names)}
+        per_class = 8  # image_plots.samples_per_class_figure's row length
+        picked = torch.cat([(y == c).nonzero().flatten()[:per_class] for c in range(len(self.class_names))])
+        picked = picked.sort().values  # only these are denormalised: a copy of the split would cost its size
+        return {"input_samples": image_plots.samples_per_class_figure(self.denormalize(x[picked]), y[picked],
+                                                                      self.class_names, per_class)}
 
     def figures(self, model, preds: torch.Tensor, targets: torch.Tensor) -> dict:
         from dlcourse import image_plots

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dlcourse.config.types import PositiveInt
@@ -23,25 +22,34 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-IDX_TYPES = {0x08: np.uint8}
+IDX_TYPES = {0x08: torch.uint8}  # type code -> element type (MNIST uses unsigned bytes only)
 
 
 def read_idx(path: Path) -> torch.Tensor:
-    """An IDX file (the MNIST format), plain or gzipped, as a uint8 tensor."""
+    """An IDX file (the MNIST format), plain or gzipped, as a uint8 tensor. The values are read straight
+    into the tensor: no second copy of the file in memory (60k images: 47 MB each)."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+                raise DataError(f"{path} is not an IDX file of unsigned bytes (the MNIST format)")
+            sizes = f.read(4 * head[3])
+            dims = [int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(len(sizes) // 4)]
+            if len(dims) != head[3]:
+                raise DataError(f"{path} is truncated or corrupt: its header is cut short")
+            out = torch.empty(dims, dtype=IDX_TYPES[head[2]])
+            view = memoryview(out.numpy()).cast("B")
+            got = 0
+            while got < len(view) and (n := f.readinto(view[got:])):
+                got += n
+            extra = len(f.read(1))
     except (OSError, EOFError) as e:
         raise DataError(f"cannot read {path}: {e}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
-        raise DataError(f"{path} is not an IDX file of unsigned bytes (the MNIST format)")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    if len(data) - offset != int(np.prod(dims)):
-        raise DataError(f"{path} is truncated or corrupt: header says {dims}, file has {len(data) - offset} values")
-    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims).copy())
+    if got != len(view) or extra:
+        size = "more than that" if extra else f"{got} values"
+        raise DataError(f"{path} is truncated or corrupt: header says {dims}, file has {size}")
+    return out
 
 
 class MNISTDataModule(ImageDataModule):
@@ -112,9 +120,11 @@ class MNISTDataModule(ImageDataModule):
         def as_float(x: torch.Tensor) -> torch.Tensor:  # uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1]
             return x.unsqueeze(1).float().div_(255.0)
 
+        # Each split is converted and normalised in place, one at a time: the only float copies alive
+        # are the ones that are kept (a 60k-image build peaks ~400 MB lower than out-of-place).
         x_train = as_float(x_all[train_idx])
         self.fit_normalization(x_train)  # statistics of the training split only
-        norm = self.apply_normalization
+        norm = self.normalize_
         return {
             "train": (norm(x_train), y_all[train_idx].long()),
             "val": (norm(as_float(x_all[val_idx])), y_all[val_idx].long()),

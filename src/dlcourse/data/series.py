@@ -70,14 +70,12 @@ class SeriesDataModule(InMemoryDataModule):
 
     def figures(self, model, preds: torch.Tensor, targets: torch.Tensor, n: int = 3) -> dict:
         """Three test series: input history, true future and the forecast made after the last step."""
-        import matplotlib.pyplot as plt
-
-        from dlcourse import plots  # noqa: F401  (selects the Agg backend)
+        from dlcourse.plots import figure
 
         x = self.splits["test"][0][:n, :, 0].numpy()
         h, t = self.horizon, np.arange(self.n_steps + self.horizon)
         true_future, pred_future = targets[:n, -h:].numpy(), preds[:n, -h:].numpy()
-        fig, axes = plt.subplots(len(x), 1, figsize=(8, 2.2 * len(x)), sharex=True, squeeze=False)
+        fig, axes = figure((8, 2.2 * len(x)), len(x), 1, sharex=True, squeeze=False)
         for i, ax in enumerate(axes[:, 0]):
             ax.plot(t[: self.n_steps], x[i], ".-", color="tab:blue", label="input history")
             ax.plot(t[self.n_steps :], true_future[i], "o-", color="tab:green", label="true future")

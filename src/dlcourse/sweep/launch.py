@@ -19,32 +19,39 @@ MAX_CHECKED_JOBS = 1000
 
 def sweep(overrides: list[str]) -> None:
     """Check every job of a grid first (one line for the first bad one), then let Hydra's sweeper and
-    launcher run them; each job validates its own config again (an Optuna trial's values are new)."""
-    on_slurm = check_sweep(overrides)
+    launcher run them; each job validates its own config again (an Optuna trial's values are new).
+    A job's config is composed once: the launcher gets the one composed for the check."""
     from dlcourse.compose import with_search_path
-    from dlcourse.internals import hydra_app, register_launcher
+    from dlcourse.internals import compositions_remembered, hydra_app, register_launcher
 
-    if on_slurm:
-        from dlcourse.sweep.slurm import SlurmLauncher
+    overrides = with_search_path(overrides)
+    with compositions_remembered():
+        if check_sweep(overrides):
+            from dlcourse.sweep.slurm import SlurmLauncher
 
-        register_launcher(LAUNCHER, SlurmLauncher)
-
-    hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=with_search_path(overrides))
+            register_launcher(LAUNCHER, SlurmLauncher)
+        hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=overrides)
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
-    """The grid's jobs (discrete sweeps only: ranges and choices; intervals belong to Optuna)."""
+    """The grid's jobs (discrete sweeps only: ranges and choices; intervals belong to Optuna), each as
+    Hydra's launcher composes it: the sweep's Hydra overrides, then the job's own, spelled as Hydra's
+    basic sweeper spells them (a later value of a key replaces an earlier one in its place)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
-    axes = []
-    for o, text in zip(parsed, overrides, strict=True):
-        if o.is_sweep_override() and o.is_discrete_sweep():
-            key = text.partition("=")[0]
-            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        elif not o.is_sweep_override():
-            axes.append([text])
-    return [list(job) for job in itertools.islice(itertools.product(*axes), MAX_CHECKED_JOBS)]
+    hydra_part = [o.input_line for o in parsed if o.is_hydra_override()]
+    axes: dict[str, list[str]] = {}
+    for o in parsed:
+        if o.is_hydra_override():
+            continue
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            axes[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+    jobs = itertools.islice(itertools.product(*axes.values()), MAX_CHECKED_JOBS)
+    return [[*hydra_part, *job] for job in jobs]
 
 
 def check_sweep(overrides: list[str]) -> bool:
@@ -61,5 +68,6 @@ def check_sweep(overrides: list[str]) -> bool:
                 check_launcher(cfg)
                 on_slurm = True
         except ConfigError as e:
-            raise ConfigError(e.key, e.value, f"{e.allowed} (in job {n}: {' '.join(job)})") from None
+            own = " ".join(o for o in job if not o.lstrip("+~").startswith("hydra"))
+            raise ConfigError(e.key, e.value, f"{e.allowed} (in job {n}: {own})") from None
     return on_slurm
