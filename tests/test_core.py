@@ -277,3 +277,14 @@ def test_wilson_interval_of_small_and_large_test_sets():
     assert 0.991 < low < 0.9933 < high < 0.9952
     line = accuracy_line({"test": {"test/acc": 28 / 30}, "n_test": 30, "test_acc_ci95": [0.7868, 0.9815]})
     assert line == "test accuracy 93.33% (28 of 30; 95% CI 78.7-98.2%, Wilson)"
+
+
+@pytest.mark.parametrize(("limit", "steps"), [("3", 3), ("0.25", 5)])
+def test_limit_train_batches_counts_batches_also_when_steps_are_grouped(cfg_factory, limit, steps):
+    """20 batches an epoch run as a few calls of several steps each (data.steps_per_call=auto), but
+    Lightning counts trainer.limit_train_batches in calls: it must still mean batches."""
+    cfg = cfg_factory("experiment=gaussian_mlp", "data.n_train=200", "data.batch_size=10",
+                      f"trainer.limit_train_batches={limit}", "trainer.max_epochs=1")
+    train(cfg)
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == steps

@@ -90,6 +90,10 @@ def test_reader_rejects_extra_bytes_and_cut_headers_and_reads_plain_files(tmp_pa
     x = read_idx(plain)
     assert x.dtype == torch.uint8 and x.tolist() == [[0, 1, 2], [3, 4, 5]]
     x[0, 0] = 9  # a tensor of its own, writable
+    huge = tmp_path / "huge-idx3-ubyte"  # a header that asks for 40 PB: one line, nothing allocated for long
+    huge.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 4_000_000, 100_000, 100_000) + bytes(10))
+    with pytest.raises(DataError, match="huge-idx3-ubyte"):
+        read_idx(huge)
     text = tmp_path / "notes.txt"
     text.write_bytes(b"hello world")
     with pytest.raises(DataError, match="not an IDX file"):

@@ -44,19 +44,32 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None)  # the C library this process runs on
-        mallopt, trim = libc.mallopt, libc.malloc_trim
+        mallopt, trim, _ = libc.mallopt, libc.malloc_trim, libc.mallinfo2  # mallinfo2: glibc 2.33 and later
     except (OSError, AttributeError):  # not glibc
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    libc.mallinfo2.restype = _Mallinfo2
     if mallopt(M_MMAP_THRESHOLD, MMAP_MB << 20) and mallopt(M_TRIM_THRESHOLD, TRIM_MB << 20):
         _libc = libc
     return _libc is not None
 
 
-def release_freed_memory() -> None:
-    """Give the kept free memory back to the OS, where a loop of another shape starts (training,
-    validation, test): what one kind of step freed does not fit the next kind's blocks, and kept
-    it would only add to the peak."""
-    if _libc is not None:
-        _libc.malloc_trim(0)
+class _Mallinfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h)
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def release_freed_memory(beyond_mb: int = 0) -> None:
+    """Give the kept free memory back to the OS: always (beyond_mb=0) where a loop of another shape
+    starts (training, validation, test), since what one kind of step freed does not fit the next
+    kind's blocks; between the steps of one loop only once more than `beyond_mb` lies free in the
+    heap's holes (small blocks that outlive a step, such as an evaluation's predictions, split the
+    space a step freed, so that the next step's large blocks may not fit it: kept, that would only
+    add to the peak)."""
+    if _libc is None:
+        return
+    if beyond_mb and _libc.mallinfo2().fordblks <= beyond_mb << 20:
+        return
+    _libc.malloc_trim(0)

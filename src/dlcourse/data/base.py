@@ -157,8 +157,9 @@ class InMemoryDataModule(L.LightningDataModule):
     def _group(self, batch_size: int, trainer) -> int:
         """Batches per training call. `auto`: about 8 calls (progress-bar updates) per epoch, one call
         for epochs of at most 8 batches; always 1 under DDP, whose gradient sync expects one
-        backward per forward call."""
-        if trainer is not None and trainer.world_size > 1:
+        backward per forward call, and with trainer.limit_train_batches, which Lightning counts in
+        calls: so it keeps meaning batches."""
+        if trainer is not None and (trainer.world_size > 1 or _limited(trainer.limit_train_batches)):
             return 1
         if self.steps_per_call != "auto":
             return int(self.steps_per_call)
@@ -193,3 +194,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.class_names = state.get("class_names")
         self.feature_names = state.get("feature_names")
         self.task = state.get("task", self.task)
+
+
+def _limited(limit) -> bool:
+    """Lightning's limit_*_batches: 1.0 (the default, also for null) is every batch; an int is a count."""
+    return not (isinstance(limit, float) and limit == 1.0)
