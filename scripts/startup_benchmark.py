@@ -8,7 +8,7 @@ PyTorch loop doing the same work (scripts/plain_mnist.py), the baseline for memo
 
     python scripts/startup_benchmark.py                        # every case, 5 rounds
     python scripts/startup_benchmark.py --only bare,config_error,cfg_job --repeat 9
-    python scripts/startup_benchmark.py --only mnist_cnn_short,mnist_cnn_short_system_malloc,plain_mnist_cnn  # page faults
+    python scripts/startup_benchmark.py --only mnist_cnn_short,mnist_cnn_short_keep,plain_mnist_cnn  # page faults
     python scripts/startup_benchmark.py --baseline /tmp/old    # the same cases on older code too (git worktree)
 
 Goals (issue 15): config error and --cfg job <= 0.35x the bare import, a 1-epoch gaussian_mlp run
@@ -67,9 +67,9 @@ CASES = [
          "hand-written loop, the same work", data=True),
     Case("mnist_cnn_short", [*TRAIN, *SHORT_CNN], "mnist_cnn, 60 training batches, whole val and test sets", data=True,
          plain="plain_mnist_cnn"),
-    Case("mnist_cnn_short_system_malloc", [*TRAIN, *SHORT_CNN],
-         "the same, freed memory returned to the OS at once (DLCOURSE_MALLOC=system)",
-         env={"DLCOURSE_MALLOC": "system"}, data=True, plain="plain_mnist_cnn"),
+    Case("mnist_cnn_short_keep", [*TRAIN, *SHORT_CNN],
+         "the same, freed memory kept for the next steps (DLCOURSE_MALLOC=keep)",
+         env={"DLCOURSE_MALLOC": "keep"}, data=True, plain="plain_mnist_cnn"),
     Case("plain_mnist_cnn", [sys.executable, str(REPO / "scripts" / "plain_mnist.py"), "--model", "cnn",
                              "--limit-train-batches", "60"], "hand-written loop, the same work", data=True),
 ]

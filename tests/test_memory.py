@@ -1,4 +1,5 @@
-"""dlcourse.memory: memory a step frees is reused by the next one, not faulted in again from the OS."""
+"""dlcourse.memory (DLCOURSE_MALLOC=keep): memory a step frees is reused by the next one, not faulted
+in again from the OS; by default glibc's settings stay."""
 
 from __future__ import annotations
 
@@ -34,18 +35,19 @@ def last_round_faults(env: dict) -> tuple[str, int]:
 
 
 def test_freed_blocks_are_reused_without_page_faults():
-    kept, faults = last_round_faults({"DLCOURSE_MALLOC": ""})
+    kept, faults = last_round_faults({"DLCOURSE_MALLOC": "keep"})
     assert kept == "True"
     assert faults < 1000  # 280 MB in 4 KB pages would be 71,680 faults
 
 
-def test_system_setting_keeps_glibcs_defaults():
-    kept, faults = last_round_faults({"DLCOURSE_MALLOC": "system"})
+@pytest.mark.parametrize("setting", ["", "system"])
+def test_by_default_glibcs_settings_stay(setting):
+    kept, faults = last_round_faults({"DLCOURSE_MALLOC": setting})
     assert kept == "False"
     assert faults > 50_000  # the blocks came back from the OS, page by page
 
 
-def test_kept_memory_is_handed_back_where_a_loop_of_another_shape_starts():
+def test_kept_memory_beyond_the_bound_is_handed_back_before_the_next_step():
     code = """
 from dlcourse.memory import keep_freed_memory, release_freed_memory
 import torch
@@ -55,13 +57,13 @@ keep_freed_memory()
 blocks = [torch.ones(n << 18) for n in (160, 80, 40)]
 del blocks
 kept = rss_mb()
-release_freed_memory(beyond_mb=1000)  # between two steps: less than that lies free, nothing to do
+release_freed_memory(beyond_mb=1000)  # less than that lies free: kept for the next step
 print(kept - rss_mb())
-release_freed_memory(beyond_mb=100)
+release_freed_memory()  # 280 MB free, more than TRIM_MB (256)
 print(kept - rss_mb())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "DLCOURSE_MALLOC": ""})
+                         env={**os.environ, "DLCOURSE_MALLOC": "keep"})
     assert out.returncode == 0, out.stderr[-2000:]
     untouched, released = map(float, out.stdout.split())
     assert abs(untouched) < 20

@@ -1,17 +1,19 @@
-"""Keep the memory a training loop frees inside the process, instead of handing it back to the OS
-at every step and faulting it in again at the next.
+"""Opt-in (`DLCOURSE_MALLOC=keep`): keep the memory a training loop frees inside the process, instead
+of handing it back to the OS at every step and faulting it in again at the next.
 
 glibc's malloc serves a block above its mmap threshold (at most 32 MB) with a fresh mmap and gives
 it back on free, and trims the top of its heap once more than twice that threshold is free there. A
 CNN step allocates and frees tens to hundreds of MB of activations and gradients, so every step
 paid page faults and zeroing for all of it in the kernel (RESULTS.md has the system time of an
 MNIST CNN run with and without this). With the thresholds raised, the same blocks are reused from
-one step to the next. The price is up to TRIM_MB of freed memory kept in the process; it is handed
-back where a loop of another shape begins (release_freed_memory: training, validation, test),
-which keeps the peak memory where glibc's defaults have it.
+one step to the next. The price is up to TRIM_MB of freed memory kept in the process; beyond
+that it is handed back before the next step (release_freed_memory), which keeps the peak memory near
+where glibc's defaults have it.
 
-`DLCOURSE_MALLOC=system` keeps glibc's defaults; on other C libraries (macOS, Windows, musl) this
-does nothing.
+It is off by default because it is not free (RESULTS.md): on an MNIST CNN it cut page faults and
+system time by about a third, but raised peak memory by about a tenth, and it made an MLP's epochs
+slower (blocks served from a fragmented heap instead of fresh mappings). Unset or `system` keeps
+glibc's defaults; on other C libraries (macOS, Windows, musl) `keep` does nothing.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ _libc = None  # glibc, once keep_freed_memory() has set it up
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's thresholds (once training is certain: data built before stays as it was). True
-    if they were set."""
+    """With DLCOURSE_MALLOC=keep, raise glibc's thresholds (once training is certain: data built
+    before stays as it was). True if they were set."""
     global _libc
     setting = os.environ.get(ENV, "")
-    if setting not in ("", "system"):
-        warnings.warn(f"{ENV}={setting!r} is not a setting (allowed: system, or unset); ignored", stacklevel=2)
-    if setting == "system" or not sys.platform.startswith("linux"):
+    if setting not in ("", "system", "keep"):
+        warnings.warn(f"{ENV}={setting!r} is not a setting (allowed: keep, system, or unset); ignored", stacklevel=2)
+    if setting != "keep" or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None)  # the C library this process runs on
@@ -61,15 +63,11 @@ class _Mallinfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h)
                  "keepcost")]
 
 
-def release_freed_memory(beyond_mb: int = 0) -> None:
-    """Give the kept free memory back to the OS: always (beyond_mb=0) where a loop of another shape
-    starts (training, validation, test), since what one kind of step freed does not fit the next
-    kind's blocks; between the steps of one loop only once more than `beyond_mb` lies free in the
-    heap's holes (small blocks that outlive a step, such as an evaluation's predictions, split the
-    space a step freed, so that the next step's large blocks may not fit it: kept, that would only
-    add to the peak)."""
-    if _libc is None:
-        return
-    if beyond_mb and _libc.mallinfo2().fordblks <= beyond_mb << 20:
-        return
-    _libc.malloc_trim(0)
+def release_freed_memory(beyond_mb: int = TRIM_MB) -> None:
+    """Give the kept free memory back to the OS once more than `beyond_mb` lies free in the heap's
+    holes. Called before each step: small blocks that outlive a step (an evaluation's predictions)
+    split the space a step freed, and blocks of another loop (validation after training) do not fit
+    what the last one freed, so the holes could grow with every step and only add to the peak. Below
+    the bound it costs a look at glibc's statistics, no system call."""
+    if _libc is not None and _libc.mallinfo2().fordblks > beyond_mb << 20:
+        _libc.malloc_trim(0)

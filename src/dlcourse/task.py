@@ -14,7 +14,7 @@ from dlcourse.checkpoints import restore_rng, rng_state
 from dlcourse.config.types import Loss, NonNegative, Positive
 from dlcourse.errors import NonFiniteLossError
 from dlcourse.internals import optimizer_step
-from dlcourse.memory import TRIM_MB, release_freed_memory
+from dlcourse.memory import release_freed_memory
 from dlcourse.metrics import (
     compute_loss,
     correct_count,
@@ -80,14 +80,13 @@ class Task(L.LightningModule):
         self._nonfinite = torch.zeros((), dtype=torch.long, device=self.device)
 
     def on_train_epoch_start(self):
-        release_freed_memory()  # what validation freed does not fit a training step's blocks
         self._reset_train_sums()
 
     def training_step(self, group, group_idx):
         """One call runs the optimizer steps for a group of batches (see TensorLoader.group): Lightning's
         per-call machinery costs more than a small model's step, so on one device the loader hands
         over several batches at once. `trainer.global_step` still counts every optimizer step."""
-        release_freed_memory(beyond_mb=TRIM_MB)  # only if the steps' holes add up to more than glibc keeps
+        release_freed_memory()  # only once the freed holes add up to more than glibc keeps (dlcourse.memory)
         optimizer = self.optimizers() if self._trainable else None
         scheduler = self.lr_schedulers() if self._trainable and self.scheduler_interval == "step" else None
         # Direct path: plain backward() and the torch optimizer, where Lightning's wrappers add only
@@ -162,7 +161,7 @@ class Task(L.LightningModule):
 
     # -- evaluation ---------------------------------------------------------------
     def _eval_step(self, batch):
-        release_freed_memory(beyond_mb=TRIM_MB)
+        release_freed_memory()
         x, y = batch[0], batch[1]
         out = self.model(x)
         preds, targets = predictions(self.task, out, y), metric_targets(self.task, y)
@@ -178,7 +177,6 @@ class Task(L.LightningModule):
         return preds, targets
 
     def _start_eval(self):
-        release_freed_memory()  # nor what training freed an evaluation batch's
         self._eval_loss = torch.zeros((), device=self.device)
         self._eval_n = torch.zeros((), device=self.device)
         self._eval_preds, self._eval_targets = [], []

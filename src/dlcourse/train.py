@@ -104,7 +104,7 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
     task.config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints for dlcourse-eval
     run_dir = Path(cfg.paths.output_dir)
     trainer = build_trainer(cfg)
-    keep_freed_memory()  # from here on the steps reuse what they free (dlcourse.memory)
+    keep_freed_memory()  # DLCOURSE_MALLOC=keep: from here on the steps reuse what they free (dlcourse.memory)
     if prepared.resumed:
         longer = (prepared.resumed["max_epochs"] or 0) < cfg.trainer.max_epochs
         log.info("resuming from %s after %s epochs%s", cfg.ckpt_path, prepared.resumed["epochs"],
