@@ -10,8 +10,8 @@ one step to the next. The price is up to TRIM_MB of freed memory kept in the pro
 that it is handed back before the next step (release_freed_memory), which keeps the peak memory near
 where glibc's defaults have it.
 
-It is off by default because it is not free (RESULTS.md): on an MNIST CNN it cut page faults and
-system time by about a third, but raised peak memory by about a tenth, and it made an MLP's epochs
+It is off by default because it is not free (RESULTS.md): on an MNIST CNN it halved page faults and
+system time, but raised peak memory by about a tenth, and it made an MLP's epochs
 slower (blocks served from a fragmented heap instead of fresh mappings). Unset or `system` keeps
 glibc's defaults; on other C libraries (macOS, Windows, musl) `keep` does nothing.
 """
