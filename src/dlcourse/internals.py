@@ -1,4 +1,4 @@
-"""Every use of a private member of Lightning or Hydra, in one place.
+"""Every use of a private member of Lightning, Hydra or a TensorBoard writer, in one place.
 
 Each is here because the public API has no equivalent that keeps dlcourse's speed or behaviour;
 tests/test_internals.py pins every one (it fails when a release renames or changes it), and
@@ -57,8 +57,9 @@ def register_launcher(target: str, clazz) -> None:
 class _RememberingConfigLoader:
     """Hydra's config loader, remembering the configs it composed (a sweep's job configs, composed by
     dlcourse to check them): Hydra's own uses of the same job (the sweeper's check of each batch, the
-    launcher's `load_sweep_config`) then get a copy instead of composing it again. Hydra's own `load_sweep_config` runs unchanged on top of this
-    `load_configuration`. Pickled (joblib's and submitit's workers) it is the plain loader again."""
+    launcher's `load_sweep_config`) then get a copy instead of composing it again. Hydra's own
+    `load_sweep_config` runs unchanged on top of this `load_configuration`. Pickled (joblib's and
+    submitit's workers) it is the plain loader again."""
 
     def __init__(self, loader):
         self.loader, self.memo = loader, {}
