@@ -25,13 +25,13 @@ def _rgb(images: torch.Tensor) -> np.ndarray:
 
 
 def _mosaic_figure(tiles: np.ndarray, cols: int, labels: list[str] | None = None, tile_inches: float = 1.3,
-                   label_lines: int = 1, row_labels: list[str] | None = None, title: str = ""):
+                   row_labels: list[str] | None = None, title: str = ""):
     """tiles (N, H, W, 3) in [0, 1] on a white grid of `cols` columns in one Axes; `labels` above
     each tile (small text), `row_labels` at the left of each row."""
     n, h, w, _ = tiles.shape
     rows = max(1, math.ceil(n / cols))
     gap = max(1, round(0.1 * w))
-    room = round(h * 0.3 * label_lines) if labels else 0  # space for the text above each tile
+    room = round(h * 0.3) if labels else 0  # space for a line of text above each tile
     cell_h, cell_w = h + gap + room, w + gap
     canvas = np.ones((rows * cell_h, cols * cell_w - gap, 3), dtype=np.float32)
     corners = []
@@ -40,7 +40,7 @@ def _mosaic_figure(tiles: np.ndarray, cols: int, labels: list[str] | None = None
         top, left = r * cell_h + room, c * cell_w
         canvas[top: top + h, left: left + w] = tiles[i]
         corners.append((top, left))
-    text_inches = 0.22 * label_lines if labels else 0.0
+    text_inches = 0.22 if labels else 0.0
     fig, ax = figure((tile_inches * cols + (1.2 if row_labels else 0.3),
                       (tile_inches + text_inches) * rows * h / w + 0.6))
     ax.imshow(canvas, interpolation="nearest")
@@ -63,7 +63,7 @@ def _mosaic_figure(tiles: np.ndarray, cols: int, labels: list[str] | None = None
 def samples_per_class_figure(x: torch.Tensor, y: torch.Tensor, class_names: list[str], per_class: int = 8):
     """x in [0, 1] (N, C, H, W): a row of training images per class (empty places stay white)."""
     k = len(class_names)
-    _, c, h, w = x.shape
+    h, w = x.shape[2:]
     tiles = np.ones((k * per_class, h, w, 3), dtype=np.float32)
     for cls in range(k):
         idx = (y == cls).nonzero().flatten()[:per_class]
