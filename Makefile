@@ -7,10 +7,10 @@ ARGS    ?=
 
 .PHONY: install train test test-fast lint tensorboard benchmark reproduce clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install dlcourse with its test extras

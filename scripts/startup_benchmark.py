@@ -10,6 +10,7 @@ PyTorch loop doing the same work (scripts/plain_mnist.py), the baseline for memo
     python scripts/startup_benchmark.py --only bare,config_error,cfg_job --repeat 9
     python scripts/startup_benchmark.py --only mnist_cnn_short,mnist_cnn_short_keep,plain_mnist_cnn  # page faults
     python scripts/startup_benchmark.py --baseline /tmp/old    # the same cases on older code too (git worktree)
+    python scripts/startup_benchmark.py --only bare,gaussian_mlp,api_gaussian_mlp,cli_gaussian_mlp_x3,api_gaussian_mlp_x3
 
 Goals (issue 15): config error and --cfg job <= 0.35x the bare import, a 1-epoch gaussian_mlp run
 <= 1.15x, peak RSS of a small MNIST run within 10% of the plain loop.
@@ -59,6 +60,15 @@ CASES = [
          "1 epoch: data, training, test, figures, metrics.json"),
     Case("gaussian_mlp_full_imports", [*TRAIN, "experiment=gaussian_mlp", "trainer.max_epochs=1", *QUIET],
          "the same, torchmetrics' optional imports on (DLCOURSE_FULL_IMPORTS=1)", env={"DLCOURSE_FULL_IMPORTS": "1"}),
+    Case("api_gaussian_mlp", [sys.executable, "-c", f"import dlcourse; dlcourse.run(*{TINY!r})"],
+         "the same run from Python: dlcourse.run in a fresh process"),
+    Case("cli_gaussian_mlp_x3", [sys.executable, "-c", "import subprocess, sys\nfor seed in (1, 2, 3): "
+                                 f"subprocess.run([sys.executable, '-m', 'dlcourse', *{TINY!r}, f'seed={{seed}}'], "
+                                 "check=True, stdout=subprocess.DEVNULL)"],
+         "three 1-epoch runs, three dlcourse-train processes (a student re-running a cell's command)"),
+    Case("api_gaussian_mlp_x3", [sys.executable, "-c", f"import dlcourse\nfor seed in (1, 2, 3): "
+                                 f"dlcourse.run(*{TINY!r}, f'seed={{seed}}')"],
+         "the same three runs in one Python process (a notebook): imports paid once"),
     Case("gaussian_sweep4", [*TRAIN, "-m", *TINY, "optimizer.lr=0.01,0.1", "seed=1,2"],
          "a 2x2 grid of 1-epoch runs in one process, with the sweep summary"),
     Case("mnist_mlp", [*TRAIN, "experiment=mnist_mlp", "trainer.max_epochs=1", *QUIET], "1 epoch, 44k images",

@@ -198,7 +198,7 @@ def test_bad_eval_input(inputs, tmp_path, capsys, monkeypatch, args):
 
 @pytest.mark.parametrize("args", SUMMARY, ids=lambda a: " ".join(a) or "nothing")
 def test_bad_summary_input(inputs, tmp_path, capsys, monkeypatch, args):
-    from dlcourse.sweep.summary import main
+    from dlcourse.sweeps.summary import main
 
     assert_short_error(main, [a.format(**inputs) for a in args], tmp_path, capsys, monkeypatch)
 

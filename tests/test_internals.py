@@ -74,8 +74,8 @@ def test_register_launcher_lets_hydra_instantiate_a_launcher_outside_hydra_plugi
     from hydra.core.plugins import Plugins
     from omegaconf import OmegaConf
 
-    from dlcourse.sweep.launch import LAUNCHER
-    from dlcourse.sweep.slurm import SlurmLauncher
+    from dlcourse.sweeps.launch import LAUNCHER
+    from dlcourse.sweeps.slurm import SlurmLauncher
 
     internals.register_launcher(LAUNCHER, SlurmLauncher)
     config = OmegaConf.create({"_target_": LAUNCHER, "submitit_folder": "x", "poll_s": 1, "cancel_on_interrupt": True})
@@ -85,7 +85,9 @@ def test_register_launcher_lets_hydra_instantiate_a_launcher_outside_hydra_plugi
 
 
 LEAN_CODE = """
-import sys, dlcourse, lightning, torch
+import sys, dlcourse.lean
+dlcourse.lean.console_setup()  # the console scripts' first step (import dlcourse alone changes nothing)
+import lightning, torch
 from torchmetrics.classification import MulticlassAccuracy
 import lightning_utilities.core.imports as lui
 print(sorted(m for m in ('torchvision', 'scipy.signal', 'matplotlib.pyplot') if m in sys.modules))

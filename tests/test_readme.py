@@ -186,7 +186,7 @@ def test_readme_command_runs(sandbox, command, capfd):
         assert snapshot() == before, "scripts/make_examples.py must reproduce examples/ exactly"
 
 
-IN_PROCESS = {"dlcourse-train": "dlcourse.app", "dlcourse-eval": "dlcourse.evaluate", "dlcourse-summary": "dlcourse.sweep.summary"}
+IN_PROCESS = {"dlcourse-train": "dlcourse.app", "dlcourse-eval": "dlcourse.evaluate", "dlcourse-summary": "dlcourse.sweeps.summary"}
 
 
 def run(argv: list[str], cwd: Path, env: dict, capfd) -> subprocess.CompletedProcess:
@@ -234,3 +234,33 @@ def serve(argv: list[str], cwd: Path, env: dict) -> None:
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+
+
+def python_blocks() -> list[str]:
+    """The README's Python code blocks, except files it shows (a `# path.py` first line)."""
+    return ["\n".join(lines) for lang, lines in blocks()
+            if lang == "python" and lines and not re.match(r"# \S+\.(py|yaml)", lines[0])]
+
+
+def test_readme_has_a_from_python_section():
+    assert "## From Python" in README.read_text() and python_blocks()
+
+
+@pytest.mark.parametrize("code", python_blocks(), ids=lambda code: code.splitlines()[0][:40])
+def test_readme_python_block_runs(sandbox, code, capfd):
+    """Run in this process, in the sandbox as the commands are, as a notebook cell would run it."""
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update(sandbox["env"])
+    os.chdir(sandbox["repo"])
+    try:
+        namespace: dict = {}
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 (the project's own README)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    out = capfd.readouterr().out
+    if "model.dropout=1.5" in code:  # the error example prints the command line's line
+        assert "model.dropout=1.5 is invalid: must be a number >= 0 and < 1" in out
+    if "result" in namespace:
+        assert namespace["result"].status == "completed"

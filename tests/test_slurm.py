@@ -131,7 +131,7 @@ def test_cancelled_jobs_do_not_stop_the_others(tmp_path):
     rows = rows_of(sweep)
     assert [rows[j]["status"] for j in "012"] == ["completed", "cancelled", "cancelled"]
     assert rows["1"]["error"].startswith("CANCELLED by SLURM") and rows["2"]["trainer.max_epochs"] == "3"
-    r = run_cli([str(sweep)], cwd=tmp_path, module="dlcourse.sweep.summary")
+    r = run_cli([str(sweep)], cwd=tmp_path, module="dlcourse.sweeps.summary")
     assert r.returncode == 1 and "| cancelled: CANCELLED by SLURM" in r.stdout, r.stdout + r.stderr
 
 

@@ -12,8 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_cli
-from dlcourse.sweep.summary import main as summary_main
-from dlcourse.sweep.summary import summarize
+from dlcourse.sweeps.summary import main as summary_main
+from dlcourse.sweeps.summary import summarize
 
 TINY = [
     "experiment=gaussian_mlp",
@@ -106,7 +106,7 @@ def test_summary_of_seed_repeats_and_incomplete_jobs(tmp_path):
 
 
 def test_summary_of_jobs_a_cluster_ended(tmp_path, capsys):
-    """Jobs SLURM ended (dlcourse.sweep.slurm writes their state into metrics.json, with the overrides
+    """Jobs SLURM ended (dlcourse.sweeps.slurm writes their state into metrics.json, with the overrides
     of one that never started): each state and reason in the table, the header names the sweep's own
     metric although no job finished, and dlcourse-summary exits 1."""
     sweep = tmp_path / "sweep"

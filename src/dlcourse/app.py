@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -25,11 +25,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
 from dlcourse.config.validate import check_targets, validate
-from dlcourse.errors import DlcourseError, fail
+from dlcourse.errors import ConfigError, DlcourseError, SweepFailedError, fail
 from dlcourse.hints import explain
+from dlcourse.lean import console_setup
 from dlcourse.rundir import RunDirectory
 from dlcourse.runs import finish, prepare_run, sweep_job
-from dlcourse.sweep.launch import job_overrides, sweep
+from dlcourse.sweeps.launch import SweepOutcome, job_overrides, sweep
 
 # Flags whose whole handling is Hydra's own (they print information about Hydra, not run anything).
 DELEGATED = ("--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--config-path", "-cp",
@@ -62,6 +63,8 @@ def expand_home(override: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The console script: the library's `execute`, with a problem printed as one line (exit 2, or 1
+    when a sweep's jobs or a run's training failed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a.partition("=")[0] in DELEGATED for a in argv):
         return hydra_main(argv)
@@ -73,30 +76,48 @@ def main(argv: list[str] | None = None) -> None:
         return
     if "" not in sys.path and os.getcwd() not in sys.path:  # modules in the folder run from, as `python -m` finds them
         sys.path.insert(0, os.getcwd())
-    dirs = user_dirs(args.config_dir)
+    console_setup()
+    try:
+        if args.cfg:  # of a sweep: its first job
+            print(show(args.overrides, args.cfg, args.package, args.resolve, args.multirun, args.config_dir), end="")
+            return
+        outcome = execute(args.overrides, multirun=args.multirun, config_dirs=args.config_dir)
+        if isinstance(outcome, SweepOutcome) and outcome.failed_line:
+            raise SweepFailedError(outcome.failed_line)
+    except DlcourseError as e:
+        fail(str(e), e.exit_code)
+
+
+def execute(overrides: list[str] | tuple[str, ...], multirun: bool = False, config_dirs=()):
+    """What `dlcourse-train [-m] OVERRIDES` does, raising DlcourseError (one line) on a bad input: a run's
+    directory (Path), or a sweep's SweepOutcome."""
+    with composing(overrides, config_dirs) as overrides:
+        return sweep(overrides) if multirun else run(overrides)
+
+
+@contextmanager
+def composing(overrides, config_dirs=()):
+    """Hydra started on dlcourse's configs and the user's config dirs for the block, which gets the
+    overrides as the command line spells them (`~/` expanded); Hydra's and OmegaConf's errors become a
+    one-line ConfigError. Afterwards no search path is left behind: this process may compose again (a
+    notebook, tests)."""
+    dirs = user_dirs(list(config_dirs))
     for folder in dirs:
         if not folder.is_dir():
-            fail(f"--config-dir={folder} is invalid: no such folder (it holds your configs as conf/ does: "
-                 "experiment/, model/, ...)")
+            raise ConfigError(message=f"--config-dir={folder} is invalid: no such folder (it holds your configs as "
+                                      "conf/ does: experiment/, model/, ...)")
     saved = os.environ.get(USER_DIRS_ENV)
     if dirs:  # DDP ranks, parallel and cluster jobs start new processes: they need the same search path
         os.environ[USER_DIRS_ENV] = os.pathsep.join(map(str, dirs))
-    overrides = [expand_home(o) for o in args.overrides]
+    overrides = [expand_home(str(o)) for o in overrides]
     try:
         start(dirs)
-        if args.cfg:  # of a sweep: its first job
-            show(job_overrides(overrides)[0] if args.multirun else overrides, args.cfg, args.package, args.resolve)
-        elif args.multirun:
-            sweep(overrides)
-        else:
-            run(overrides)
-    except DlcourseError as e:
-        fail(str(e), e.exit_code)
+        yield overrides
     except HydraException as e:
-        fail(explain(e, overrides, lambda key: compose([o for o in overrides if not _sets(o, key)])))
+        raise ConfigError(message=explain(e, overrides, lambda key: compose([o for o in overrides if not _sets(o, key)]))) from None
     except OmegaConfBaseException as e:
-        fail(str(e).strip().splitlines()[0])
-    finally:  # main() may run again in this process (tests): no search path left behind
+        raise ConfigError(message=str(e).strip().splitlines()[0]) from None
+    finally:
         stop()
         if saved is None:
             os.environ.pop(USER_DIRS_ENV, None)
@@ -108,18 +129,21 @@ def _sets(override: str, key: str) -> bool:
     return override.lstrip("+~").partition("=")[0] == key
 
 
-def show(overrides: list[str], part: str, package: str | None, resolve: bool) -> None:
-    cfg = compose(overrides)
-    validate(job_config(cfg))
-    node = cfg if part == "all" else (cfg.hydra if part == "hydra" else job_config(cfg))
-    if package:
-        node = OmegaConf.select(node, package)
-    text = OmegaConf.to_yaml(node, resolve=resolve) if isinstance(node, DictConfig) else f"{node}\n"
-    print(text, end="")
+def show(overrides: list[str], part: str = "job", package: str | None = None, resolve: bool = False,
+         multirun: bool = False, config_dirs=()) -> str:
+    """`--cfg job|hydra|all` (of a sweep: its first job): the validated config as YAML text."""
+    with composing(overrides, config_dirs) as overrides:
+        cfg = compose(job_overrides(overrides)[0] if multirun else overrides)
+        validate(job_config(cfg))
+        node = cfg if part == "all" else (cfg.hydra if part == "hydra" else job_config(cfg))
+        if package:
+            node = OmegaConf.select(node, package)
+        return OmegaConf.to_yaml(node, resolve=resolve) if isinstance(node, DictConfig) else f"{node}\n"
 
 
-def run(overrides: list[str]) -> None:
-    """One run: compose, validate, build data and model, then Hydra makes the run directory and trains."""
+def run(overrides: list[str]):
+    """One run: compose, validate, build data and model, then Hydra makes the run directory and trains.
+    Returns the run directory (a SweepOutcome where the config asks for a sweep, e.g. hparams_search=)."""
     from hydra.types import RunMode
 
     cfg = compose(overrides)
@@ -141,6 +165,7 @@ def run(overrides: list[str]) -> None:
     extra_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank writes into rank zero's directory
     with nullcontext() if extra_rank else RunDirectory(run_dir, resuming):
         start_job(prepared, cfg)
+    return run_dir
 
 
 def pin_run_dir(cfg: DictConfig) -> Path:
@@ -158,13 +183,15 @@ def start_job(prepared, cfg: DictConfig) -> None:
     from hydra.types import HydraContext
 
     from dlcourse.internals import set_ddp_rank_command
-    from dlcourse.sweep.jobs import ddp_rank_command
+    from dlcourse.sweeps.jobs import ddp_rank_command
 
     set_ddp_rank_command(ddp_rank_command)
     context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=_NoCallbacks())
     result = run_job(task_function=partial(_run_job, prepared), config=cfg, job_dir_key="hydra.run.dir",
                      job_subdir_key=None, hydra_context=context)
-    _ = result.return_value  # re-raises an unexpected error of the job
+    value = result.return_value  # re-raises an unexpected error of the job
+    if isinstance(value, DlcourseError):
+        raise value
 
 
 class _NoCallbacks:
@@ -176,10 +203,12 @@ class _NoCallbacks:
 
 
 def _run_job(prepared, cfg: DictConfig):
+    """Hydra's task function. A DlcourseError is handed back as the job's value, so that it reaches the
+    caller as itself (Hydra would announce an exception it catches as a crash of the job)."""
     try:
         return finish(prepared, cfg)
     except DlcourseError as e:
-        fail(str(e), e.exit_code)
+        return e
 
 
 def hydra_main(argv: list[str]) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from dlcourse.callbacks.progress import NotebookProgressBar, in_notebook
 from dlcourse.checkpoints import read_checkpoint
 from dlcourse.errors import CheckpointError, ConfigError, DlcourseError
 from dlcourse.metrics import LOSSES, resolve_loss
@@ -81,6 +82,8 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not cfg.trainer.get("enable_progress_bar", True):  # the flag wins over a configured bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    elif in_notebook():  # rich's live bar needs ipywidgets and is lost in a saved notebook: tqdm's there
+        callbacks = [NotebookProgressBar() if isinstance(c, RichProgressBar) else c for c in callbacks]
     loggers = [instantiate(lg, _convert_="all") for lg in (cfg.get("logger") or {}).values() if lg is not None]
     if not loggers:  # nothing to monitor the lr into (Lightning would refuse to start)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

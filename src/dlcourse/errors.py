@@ -12,7 +12,7 @@ class DlcourseError(Exception):
 class ConfigError(DlcourseError):
     """A bad config value: names the key, the value and what is allowed."""
 
-    def __init__(self, key: str, value, allowed: str, message: str | None = None):
+    def __init__(self, key: str | None = None, value=None, allowed: str | None = None, message: str | None = None):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(message or f"{key}={value!r} is invalid: {allowed}")
 
@@ -30,14 +30,30 @@ class CheckpointError(DlcourseError):
     """A checkpoint that is missing, corrupt or does not fit the model."""
 
 
+class SweepFailedError(DlcourseError):
+    """Some jobs of a sweep did not complete (the others did; the summary lists every job)."""
+
+    exit_code = 1
+
+
+class LrFindError(DlcourseError):
+    """The learning-rate finder could not suggest a rate (too few steps, a loss that diverged at once)."""
+
+
 class NonFiniteLossError(DlcourseError):
     """Training diverged; the run stops and its last good checkpoint stays."""
 
     exit_code = 1
 
+    @classmethod
+    def in_epoch(cls, epoch: int, lr: float) -> NonFiniteLossError:
+        return cls(f"the loss became non-finite (nan or inf) in epoch {epoch}; the run stopped and its last good "
+                   f"checkpoint stays. Try a lower learning rate (optimizer.lr is {lr:g} now) or gradient clipping "
+                   "(task.gradient_clip_val=1.0)")
+
 
 def fail(message: str, code: int = 2) -> None:
-    """End the command with one line on stderr."""
+    """End the command with one line on stderr (console scripts only: the library raises DlcourseError)."""
     import sys
 
     print(f"error: {message}", file=sys.stderr)

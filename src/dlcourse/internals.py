@@ -22,7 +22,7 @@ def optimizer_step(optimizer) -> None:
 
 def set_ddp_rank_command(command: Callable[[int], tuple[Sequence[str], str]]) -> None:
     """Replace the command Lightning starts the extra DDP ranks with when Hydra runs the app (see
-    dlcourse.sweep.jobs.ddp_rank_command: Lightning's own repeats the whole command line)."""
+    dlcourse.sweeps.jobs.ddp_rank_command: Lightning's own repeats the whole command line)."""
     from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
     from lightning.pytorch.strategies.launchers import subprocess_script as pl_launcher
 

@@ -8,9 +8,10 @@ and the like. While torchmetrics' own `__init__` runs (and only then), those thr
 absent to its availability checks, so it skips them; afterwards everything is as it was, and
 dlcourse itself imports torchvision or matplotlib where it needs them (ResNet weights, figures).
 
-Installed by `dlcourse/__init__.py` as an import hook, so it acts whichever dlcourse module happens
-to import Lightning or torchmetrics first; it does nothing if torchmetrics was imported before
-dlcourse. `DLCOURSE_FULL_IMPORTS=1` turns it off (torchmetrics' image, audio and plotting extras
+Installed by the console scripts (`console_setup`) as an import hook, so it acts whichever module
+happens to import Lightning or torchmetrics first; never by `import dlcourse`, which leaves other
+libraries alone (a notebook's torchmetrics plots as usual). It does nothing if torchmetrics was
+imported already. `DLCOURSE_FULL_IMPORTS=1` turns it off (torchmetrics' image, audio and plotting extras
 then work as usual, e.g. in a callback of your own).
 """
 
@@ -93,3 +94,11 @@ class LeanTorchmetrics:
     def uninstall(cls) -> None:
         if cls in sys.meta_path:
             sys.meta_path.remove(cls)
+
+
+def console_setup() -> None:
+    """What only the console scripts do to their own process, before torch is imported: torchmetrics
+    without the extras dlcourse never uses (~1.2 s of each command), and figures without a display
+    (a data module of the user's may draw with pyplot)."""
+    LeanTorchmetrics.install()
+    os.environ.setdefault("MPLBACKEND", "Agg")

@@ -173,3 +173,28 @@ def publish(trainer, values: dict[str, torch.Tensor], epoch: int, step: int) -> 
         scalars["epoch"] = float(epoch)
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=step)
+
+
+class SplitSums:
+    """One evaluation pass over a split, as exact epoch values: every batch's predictions are kept and
+    the metrics updated once at the end (torchmetrics costs ~0.7 ms per update call and batch, ~10 ms
+    an MNIST epoch), the loss summed; the sums are reduced across ranks, then divided."""
+
+    def __init__(self, device):
+        self.loss, self.n = torch.zeros((), device=device), torch.zeros((), device=device)
+        self.preds, self.targets = [], []
+
+    def add(self, preds: torch.Tensor, targets: torch.Tensor, loss_sum: torch.Tensor, n: int) -> None:
+        self.preds.append(preds)
+        self.targets.append(targets)
+        self.loss += loss_sum
+        self.n += n
+
+    def values(self, metrics, reduce, stage: str) -> dict[str, torch.Tensor]:
+        if self.preds:
+            metrics.update(torch.cat(self.preds), torch.cat(self.targets))
+        self.preds, self.targets = [], []
+        loss = reduce(self.loss, reduce_op="sum") / reduce(self.n, reduce_op="sum").clamp_min(1)
+        values = {f"{stage}/loss": loss, **metrics.compute()}
+        metrics.reset()
+        return values

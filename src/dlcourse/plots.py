@@ -19,8 +19,12 @@ from matplotlib.figure import Figure
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "figure.titlesize": 11,
          "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": False,
          "figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "Blues"}
-matplotlib.use("Agg")  # also for figures a data module of the user's draws with pyplot: no display needed
-matplotlib.rcParams.update(STYLE)
+
+
+def style():
+    """dlcourse's look for the figures drawn inside the block (`with plots.style(): ...`); the caller's
+    own matplotlib settings (a notebook's) are as they were afterwards."""
+    return matplotlib.rc_context(STYLE)
 
 
 def figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots):
@@ -128,5 +132,25 @@ def regression_figure(preds: np.ndarray, targets: np.ndarray):
     ax.set_xlabel("true")
     ax.set_ylabel("predicted")
     ax.set_title("predicted vs true (test set)")
+    fig.tight_layout()
+    return fig
+
+
+def lr_find_figure(lrs: list[float], losses: list[float], suggestion: float | None):
+    """The learning-rate finder's smoothed training loss against the rate tried (log axis), the
+    suggested rate marked (where the loss falls fastest)."""
+    fig, ax = figure((6, 4))
+    lr, loss = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    finite = np.isfinite(loss)
+    ax.plot(lr[finite], loss[finite], lw=1.5)
+    ax.set_xscale("log")
+    if suggestion is not None:
+        at = int(np.argmin(np.abs(lr - suggestion)))
+        ax.axvline(suggestion, color="C3", ls="--", lw=0.8)
+        ax.plot([suggestion], [loss[at]], "o", color="C3", label=f"suggested lr {suggestion:.3g}")
+        ax.legend(loc="upper left")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title(f"learning-rate finder: {len(lr)} steps" + ("" if suggestion is not None else ", no suggestion"))
     fig.tight_layout()
     return fig

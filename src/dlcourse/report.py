@@ -11,21 +11,51 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from dlcourse import runcard
+
 # Config groups whose values go into the HParams view (paths, hydra and callbacks do not).
 HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler", "task", "trainer")
 
 
 def write_json(path: Path, obj) -> None:
     """Atomic write: a run killed mid-write never leaves a half file that parses as something else."""
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file renamed over `path`: readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.write("\n")
+        f.write(text)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # as the run's other files (mkstemp makes it private)
     os.replace(tmp, path)
+
+
+def history_rows(train: list[dict], val: list[dict]) -> list[dict]:
+    """One row per epoch (numbered from 1, as the console counts them): train then validation columns."""
+    rows: dict[int, dict] = {}
+    for entry in [*train, *val]:
+        epoch = int(entry["epoch"])
+        rows.setdefault(epoch, {"epoch": epoch + 1}).update({k: v for k, v in entry.items() if k != "epoch"})
+    return [rows[e] for e in sorted(rows)]
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    """history.csv: the per-epoch curves as a table (`dlcourse.run(...).history` reads it)."""
+    import csv
+    import io
+
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    ordered = ["epoch", *[c for c in columns if c.startswith("train/")], *[c for c in columns if c.startswith("val/")]]
+    columns = ordered + [c for c in columns if c not in ordered]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 def _flatten(prefix: str, node, out: dict) -> None:
@@ -60,6 +90,8 @@ def run_record(cfg: DictConfig, run_dir: Path, *, task: str | None, epochs, star
     opt = cfg.optimized_metric
     record["optimized_metric"] = opt
     record["optimized_value"] = (record.get(opt.split("/")[0]) or {}).get(opt)
+    record["command"] = runcard.command(runcard.job_overrides())  # the run card: what produced this result
+    record["environment"] = runcard.environment(OmegaConf.select(cfg, "trainer.accelerator"))
     return record
 
 
@@ -107,7 +139,10 @@ def markdown_summary(metrics: dict, overrides: list[str]) -> str:
              "| metric | val (best epoch) | test |", "|---|---:|---:|"]
     lines += [f"| {name} | {val} | {test} |" for name, val, test in metric_rows(metrics)]
     line = accuracy_line(metrics)
-    return "\n".join([*lines, "", line] if line else lines)
+    lines = [*lines, "", line] if line else lines
+    if metrics.get("environment"):
+        lines += ["", runcard.markdown(metrics.get("command", ""), metrics["environment"])]
+    return "\n".join(lines)
 
 
 def metric_rows(metrics: dict) -> list[tuple[str, str, str]]:

@@ -42,7 +42,7 @@ def finish(prepared, cfg: DictConfig) -> float | None:
 def sweep_job(cfg: DictConfig) -> float | None:
     """One job of a sweep. A failure is recorded in its directory (the summary lists it) and the
     other jobs go on."""
-    from dlcourse.sweep.jobs import record_failure
+    from dlcourse.sweeps.jobs import record_failure
 
     try:
         validate(cfg)

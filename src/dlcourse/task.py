@@ -16,6 +16,7 @@ from dlcourse.errors import NonFiniteLossError
 from dlcourse.internals import optimizer_step
 from dlcourse.memory import release_freed_memory
 from dlcourse.metrics import (
+    SplitSums,
     compute_loss,
     correct_count,
     make_metrics,
@@ -51,12 +52,12 @@ class Task(L.LightningModule):
         self.loss_name = resolve_loss(task, loss)
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
         self.scheduler_factory, self.scheduler_interval = scheduler, schedule_interval(scheduler, scheduler_interval)
-        self.scheduler_monitor, self.l1 = scheduler_monitor, l1
-        self.gradient_clip_val = gradient_clip_val
+        self.scheduler_monitor, self.l1, self.gradient_clip_val = scheduler_monitor, l1, gradient_clip_val
         # Optimisation runs in training_step (several steps per call; see there), so Lightning's
         # automatic loop, which would step the optimizer and schedule once per call, is off.
         self.automatic_optimization = False
         self._trainable = any(p.requires_grad for p in model.parameters())
+        self.finding_lr = False  # while dlcourse.lr_finder runs Lightning's finder: one batch per call, the loss returned
         self.config = config or {}  # the resolved run config: stored in checkpoints for dlcourse-eval
         self.io = io or {}  # input_shape / num_outputs / task / class names: rebuild the model without data
         self.target_scale = self.io.get("target_scale")  # regression targets standardised by the data: (mean, std)
@@ -64,8 +65,10 @@ class Task(L.LightningModule):
         self.test_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="test/")
         # Test outputs, gathered across ranks, for the figures (confusion matrix, ROC, forecasts).
         self.test_preds, self.test_targets = CatMetric(), CatMetric()
-        self.val_history: list[dict[str, float]] = []
-        self.test_results: dict[str, float] = {}  # per-epoch validation metrics (saved in checkpoints)
+        # Per-epoch metrics (saved in checkpoints, so a resumed run keeps its earlier epochs): the run's
+        # history.csv and `dlcourse.run(...).history`.
+        self.val_history, self.train_history = [], []  # [{"epoch": 0, "val/loss": ...}, ...]
+        self.test_results: dict[str, float] = {}
         self._reset_train_sums()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +91,8 @@ class Task(L.LightningModule):
         over several batches at once. `trainer.global_step` still counts every optimizer step."""
         release_freed_memory()  # only once the freed holes add up to more than glibc keeps (dlcourse.memory)
         optimizer = self.optimizers() if self._trainable else None
-        scheduler = self.lr_schedulers() if self._trainable and self.scheduler_interval == "step" else None
+        per_step = self.scheduler_interval == "step" or self.finding_lr
+        scheduler = self.lr_schedulers() if self._trainable and per_step else None
         # Direct path: plain backward() and the torch optimizer, where Lightning's wrappers add only
         # hooks (about 2 ms a step here, 10-30% of a small model's epoch). Lightning's path stays for
         # 16-bit mixed precision (gradient scaler) and DDP (its backward bookkeeping).
@@ -129,6 +133,7 @@ class Task(L.LightningModule):
         if outs:
             self._sum_correct += correct_count(self.task, torch.cat(outs), torch.cat(ys))
         self._seen += sum(sizes)
+        return losses[-1] if self.finding_lr else None
 
     def _step_epoch_scheduler(self):
         if self._trainable and self.scheduler_factory is not None and self.scheduler_interval == "epoch":
@@ -137,27 +142,36 @@ class Task(L.LightningModule):
     def _check_finite(self):
         if self._seen and int(self._nonfinite) > 0:
             lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
-            raise NonFiniteLossError(
-                f"the loss became non-finite (nan or inf) in epoch {self.current_epoch + 1}; "
-                f"the run stopped and its last good checkpoint stays. Try a lower learning rate "
-                f"(optimizer.lr is {lr:g} now) or gradient clipping (task.gradient_clip_val=1.0)"
-            )
+            raise NonFiniteLossError.in_epoch(self.current_epoch + 1, lr)
 
     def on_validation_start(self):
-        # Before validation, so that no checkpoint of diverged weights is ever written.
+        # Before validation, so that no checkpoint of diverged weights is ever written; the epoch's
+        # training values are closed here too, so that a checkpoint saved by this validation holds them.
         if self.trainer.training and not self.trainer.sanity_checking:
             self._check_finite()
+            if self.trainer.is_last_batch:
+                self._close_train_epoch()
 
     def on_train_epoch_end(self):
+        if self.finding_lr:
+            return  # the finder's steps are thrown away: no history, no divergence check, no schedule step
         self._check_finite()
+        self._close_train_epoch()  # an epoch without validation
         self._step_epoch_scheduler()
-        if self._seen:
-            reduce = self.trainer.strategy.reduce
-            seen = reduce(torch.tensor(float(self._seen), device=self.device), reduce_op="sum")
-            values = {"train/loss": reduce(self._sum_loss, reduce_op="sum") / seen}
-            if self.task != "regression":
-                values["train/acc"] = reduce(self._sum_correct, reduce_op="sum") / seen
-            self.publish(values)
+
+    def _close_train_epoch(self):
+        """The epoch's train loss/accuracy to the loggers and to train_history, once per epoch."""
+        if not self._seen or (self.train_history and self.train_history[-1]["epoch"] == self.current_epoch):
+            return
+        reduce = self.trainer.strategy.reduce
+        seen = reduce(torch.tensor(float(self._seen), device=self.device), reduce_op="sum")
+        values = {"train/loss": reduce(self._sum_loss, reduce_op="sum") / seen}
+        if self.task != "regression":
+            values["train/acc"] = reduce(self._sum_correct, reduce_op="sum") / seen
+        self.publish(values)
+        groups = self.trainer.optimizers[0].param_groups if self._trainable and self.trainer.optimizers else []
+        lr = {"lr": groups[0]["lr"]} if groups else {}  # none for a model with nothing to train (naive)
+        self.train_history.append({"epoch": self.current_epoch, **{k: float(v) for k, v in values.items()}, **lr})
 
     # -- evaluation ---------------------------------------------------------------
     def _eval_step(self, batch):
@@ -168,28 +182,14 @@ class Task(L.LightningModule):
         if self.target_scale is not None:  # trained on standardised targets: metrics in the target's own units
             mean, std = self.target_scale
             preds, targets = preds * std + mean, targets * std + mean
-        # Metrics are updated once per epoch with every batch's predictions (_end_eval): the same
-        # sums, without torchmetrics' ~0.7 ms per update call and batch (~10 ms an MNIST epoch).
-        self._eval_preds.append(preds)
-        self._eval_targets.append(targets)
-        self._eval_loss += compute_loss(self.loss_name, out, y) * len(y)
-        self._eval_n += len(y)
+        self._eval.add(preds, targets, compute_loss(self.loss_name, out, y) * len(y), len(y))
         return preds, targets
 
     def _start_eval(self):
-        self._eval_loss = torch.zeros((), device=self.device)
-        self._eval_n = torch.zeros((), device=self.device)
-        self._eval_preds, self._eval_targets = [], []
+        self._eval = SplitSums(self.device)
 
     def _end_eval(self, metrics, stage: str) -> dict[str, float]:
-        """Exact epoch values over the whole split: sums reduced across ranks, then divided."""
-        if self._eval_preds:
-            metrics.update(torch.cat(self._eval_preds), torch.cat(self._eval_targets))
-        self._eval_preds, self._eval_targets = [], []
-        reduce = self.trainer.strategy.reduce
-        loss = reduce(self._eval_loss, reduce_op="sum") / reduce(self._eval_n, reduce_op="sum").clamp_min(1)
-        values = {f"{stage}/loss": loss, **metrics.compute()}
-        metrics.reset()
+        values = self._eval.values(metrics, self.trainer.strategy.reduce, stage)
         self.publish(values)
         return {k: float(v) for k, v in values.items()}
 
@@ -241,8 +241,10 @@ class Task(L.LightningModule):
         checkpoint["dlcourse_config"] = self.config
         checkpoint["dlcourse_io"] = self.io
         checkpoint["val_history"] = self.val_history
+        checkpoint["train_history"] = self.train_history
         checkpoint["rng"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.val_history = list(checkpoint.get("val_history", []))
+        self.train_history = list(checkpoint.get("train_history", []))
         restore_rng(checkpoint.get("rng"))

@@ -14,21 +14,13 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.report import flat_hparams
+from dlcourse.runcard import job_overrides as user_overrides
 
 GROUP_CHOICES = ("data", "model", "optimizer", "scheduler", "trainer")
 # Overrides that change where or how a run is shown, not what it learns: not HParams columns.
 SKIPPED_OVERRIDES = ("hydra.", "paths.", "ckpt_path", "hparams_search", "logger", "trainer.enable_progress_bar",
                      "trainer.enable_model_summary", "trainer.log_every_n_steps", "callbacks.progress_bar",
                      "callbacks.model_summary", "callbacks.figures", "callbacks.lr_monitor")
-
-
-def user_overrides() -> list[str]:
-    """The job's command-line overrides (a sweep job's include its swept values); [] outside Hydra."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
 
 
 def hparam_entries(cfg: DictConfig, overrides: list[str] | None = None) -> tuple[dict, set[str]]:

@@ -18,23 +18,24 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
 from dlcourse.errors import NonFiniteLossError
+from dlcourse.loggers import log_final, tested_step
+from dlcourse.lr_finder import find_lr_if_enabled, lr_find_record, record_lr_find_only
 from dlcourse.memory import keep_freed_memory
 from dlcourse.models.layers import count_parameters
-from dlcourse.report import ending_line, flat_hparams, markdown_summary, print_summary, run_record, write_json
+from dlcourse.report import (
+    ending_line,
+    history_rows,
+    markdown_summary,
+    print_summary,
+    run_record,
+    write_history,
+    write_json,
+)
 from dlcourse.task import Task
 from dlcourse.tbhparams import hparam_entries, metric_order, user_overrides
 from dlcourse.tblog import TensorBoardLogger
 
 log = logging.getLogger("dlcourse")
-# Noise that says nothing to a student: few batches per epoch is normal on small data, and
-# the pytree notice is internal to Lightning.
-warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-# bf16-mixed: the summary counts parameters right; only its size estimate assumes 32 bits.
-warnings.filterwarnings("ignore", message=".*is not supported by the model summary.*")
-# A model with nothing to train (the naive forecast) runs without an optimizer, on purpose.
-warnings.filterwarnings("ignore", message=".*(returned `None`, this fit will run with no optimizer|`training_step` returned `None`).*")
 
 
 class _DropAdverts(logging.Filter):
@@ -44,8 +45,21 @@ class _DropAdverts(logging.Filter):
         return not str(record.msg).startswith("💡 Tip")
 
 
-for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-    logging.getLogger(_name).addFilter(_DropAdverts())
+def quiet_noise() -> None:
+    """Warnings and messages that say nothing to a student, silenced for the run (a process-wide
+    setting: `dlcourse.run` puts back the caller's warnings filters and loggers afterwards)."""
+    # Few batches per epoch is normal on small data; the pytree notice is internal to Lightning.
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # bf16-mixed: the summary counts parameters right; only its size estimate assumes 32 bits.
+    warnings.filterwarnings("ignore", message=".*is not supported by the model summary.*")
+    # A model with nothing to train (the naive forecast) runs without an optimizer, on purpose.
+    warnings.filterwarnings("ignore", message=".*(returned `None`, this fit will run with no optimizer|`training_step` returned `None`).*")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdverts) for f in logger.filters):
+            logger.addFilter(_DropAdverts())
 
 
 @dataclass
@@ -62,6 +76,7 @@ class Prepared:
 def prepare(cfg: DictConfig) -> Prepared:
     """Seed, build the data (read, split, preprocess) and the model/task; check a resume checkpoint."""
     started = time.perf_counter()
+    quiet_noise()
     check_device(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
@@ -113,6 +128,9 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
             if isinstance(cb, EarlyStopping):
                 cb.restart_patience = longer
 
+    found = find_lr_if_enabled(prepared, cfg, run_dir, trainer.loggers)  # lr_find.enabled: Lightning's finder first
+    if found is not None and not cfg.lr_find.train:
+        return record_lr_find_only(prepared, cfg, run_dir, found, trainer.loggers)
     try:
         trainer.fit(task, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     except NonFiniteLossError:
@@ -134,9 +152,11 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
         params=count_parameters(task.model), val=val_metrics, test=test_metrics, best_checkpoint=best,
         n_test=len(dm.splits["test"][1]),
         stopped_early=stopped_early, max_epochs=cfg.trainer.max_epochs,
-        trainable_params=count_parameters(task.model, trainable_only=True), class_names=dm.class_names)
+        trainable_params=count_parameters(task.model, trainable_only=True), class_names=dm.class_names,
+        **lr_find_record(found))
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", record)
+        write_history(run_dir / "history.csv", history_rows(task.train_history, task.val_history))
         for lg in trainer.loggers:  # the HParams view: one row per run, with its final metrics
             log_results(lg, cfg, record, task.val_history)
             lg.finalize("success")
@@ -145,18 +165,18 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
 
 
 def log_results(lg, cfg: DictConfig, record: dict, history: list[dict]) -> None:
-    """The final values at the tested epoch, the HParams entry and the summary card (dlcourse.tblog),
-    or Lightning's log_hyperparams for another logger."""
-    results = {k: v for k, v in {**record["val"], **record["test"]}.items() if "/" in k}
-    if not isinstance(lg, TensorBoardLogger):
-        lg.log_hyperparams(flat_hparams(cfg), {f"hp/{k.replace('/', '_')}": v for k, v in results.items()})
-        return
+    """The run's final values and hyperparameters to one logger, the way it takes them: dlcourse's
+    TensorBoardLogger gets the values at the tested epoch, the HParams entry and the summary card here;
+    MLflow, CSV and any other Lightning logger get theirs from dlcourse.loggers.log_final."""
     hparams, first = hparam_entries(cfg)
+    summary = markdown_summary(record, user_overrides())
+    if not isinstance(lg, TensorBoardLogger):
+        log_final(lg, hparams, record, summary)
+        return
+    results = {k: v for k, v in {**record["val"], **record["test"]}.items() if "/" in k}
     last_train = ["train/loss", *(["train/acc"] if record["task"] != "regression" else [])] if history else []
     order = metric_order([*results, *last_train], cfg.optimized_metric)
-    best = record["val"].get("epoch")
-    step = int(best) + 1 if best is not None else int(record["epochs"] or 0)
-    lg.log_results(hparams, first, results, step, order, markdown_summary(record, user_overrides()))
+    lg.log_results(hparams, first, results, tested_step(record), order, summary)
 
 
 def train(cfg: DictConfig) -> dict:

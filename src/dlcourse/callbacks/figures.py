@@ -1,5 +1,6 @@
-"""Draw the test-set figures once the test has run: PNGs in the run directory and TensorBoard images.
-Each figure is rendered once; the same PNG bytes are the file and the TensorBoard image.
+"""Draw the test-set figures once the test has run: PNGs in the run directory, TensorBoard images and
+MLflow artifacts. Each figure is rendered once; the same PNG bytes are the file, the TensorBoard image
+and the MLflow artifact figures/<name>.png (dlcourse.loggers.log_figures). CSV has no figures.
 
 Standard figures come from the task (confusion matrix, ROC, decision boundary, predicted-vs-true);
 a data module can add its own by defining `figures(model, preds, targets) -> {name: Figure}`.
@@ -22,6 +23,7 @@ from torchmetrics.functional.classification import (
 
 from dlcourse import plots
 from dlcourse.internals import event_file_writer
+from dlcourse.loggers import log_figures
 
 
 def standard_figures(task: str, model, dm, preds: torch.Tensor, targets: torch.Tensor) -> dict:
@@ -57,7 +59,8 @@ class FigureCallback(L.Callback):
         # A data module may show its inputs before training (e.g. a few images per class).
         dm = trainer.datamodule
         if trainer.is_global_zero and dm is not None and hasattr(dm, "input_figures"):
-            self.save(trainer, dm.input_figures())
+            with plots.style():
+                self.save(trainer, dm.input_figures())
 
     def on_test_end(self, trainer: L.Trainer, pl_module) -> None:
         # compute() gathers across ranks, so every rank calls it; only rank zero draws and writes.
@@ -68,22 +71,34 @@ class FigureCallback(L.Callback):
         if pl_module.task != "regression":
             targets = targets.long()
         dm = trainer.datamodule
-        figs = standard_figures(pl_module.task, pl_module.model, dm, preds, targets)
-        if hasattr(dm, "figures"):
-            figs.update(dm.figures(pl_module.model, preds, targets))
-        self.save(trainer, figs)
+        with plots.style():
+            figs = standard_figures(pl_module.task, pl_module.model, dm, preds, targets)
+            if hasattr(dm, "figures"):
+                figs.update(dm.figures(pl_module.model, preds, targets))
+            self.save(trainer, figs)
 
     def save(self, trainer: L.Trainer, figs: dict) -> None:
-        dirpath = self.dirpath or Path(trainer.default_root_dir) / "figures"
-        dirpath.mkdir(parents=True, exist_ok=True)
-        writers = [w for w in (event_file_writer(lg.experiment) for lg in trainer.loggers) if w is not None]
-        for name, fig in figs.items():
-            png, height, width = plots.render_png(fig)
-            (dirpath / f"{name}.png").write_bytes(png)
-            for writer in writers:
-                add_png(writer, f"figures/{name}", png, height, width, trainer.current_epoch)
-            if "matplotlib.pyplot" in sys.modules:  # a data module's own figure may come from pyplot
-                sys.modules["matplotlib.pyplot"].close(fig)
+        save_figures(figs, self.dirpath or Path(trainer.default_root_dir) / "figures", trainer.loggers,
+                     trainer.current_epoch)
+
+
+def save_figures(figs: dict, dirpath: Path, loggers, step: int) -> list[Path]:
+    """Render each figure once: `<dirpath>/<name>.png`, the image `figures/<name>` of every TensorBoard
+    logger among `loggers`, at `step`, and the artifact `figures/<name>.png` of every MLflow logger.
+    Returns the PNG files written."""
+    dirpath.mkdir(parents=True, exist_ok=True)
+    writers = [w for w in (event_file_writer(lg.experiment) for lg in loggers) if w is not None]
+    written = []
+    for name, fig in figs.items():
+        png, height, width = plots.render_png(fig)
+        (dirpath / f"{name}.png").write_bytes(png)
+        written.append(dirpath / f"{name}.png")
+        for writer in writers:
+            add_png(writer, f"figures/{name}", png, height, width, step)
+        if "matplotlib.pyplot" in sys.modules:  # a data module's own figure may come from pyplot
+            sys.modules["matplotlib.pyplot"].close(fig)
+    log_figures(loggers, written)
+    return written
 
 
 def add_png(file_writer, tag: str, png: bytes, height: int, width: int, step: int) -> None:
@@ -95,4 +110,4 @@ def add_png(file_writer, tag: str, png: bytes, height: int, width: int, step: in
     file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
-__all__ = ["FigureCallback", "add_png", "standard_figures"]
+__all__ = ["FigureCallback", "add_png", "save_figures", "standard_figures"]

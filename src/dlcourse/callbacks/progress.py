@@ -3,13 +3,18 @@
 On one device the training loader hands the task several batches per call (TensorLoader.group):
 Lightning's bar would count calls (`8/8` for an epoch of hundreds of batches, `1/1` for full
 batch) and its it/s column, measured over a few calls, reads `0.00it/s`. Here the training bar
-counts batches and its speed column shows samples per second since the epoch started."""
+counts batches and its speed column shows samples per second since the epoch started.
+
+In a Jupyter kernel, rich's live bar needs ipywidgets and cannot be kept in a saved notebook; there
+the same counts go to Lightning's tqdm bar (`NotebookProgressBar`: a widget where ipywidgets is
+installed, text lines otherwise), chosen by dlcourse.build."""
 
 from __future__ import annotations
 
+import sys
 import time
 
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedColumn
 from rich.text import Text
 
@@ -35,7 +40,15 @@ def loader_shape(loader) -> tuple[int, int, int]:
     return group, batch_size, int(n)
 
 
-class ProgressBar(RichProgressBar):
+def in_notebook() -> bool:
+    """True in a Jupyter kernel (Jupyter, Colab, VS Code notebooks), not in IPython in a terminal."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ in ("ZMQInteractiveShell", "Shell")  # Shell: Colab's
+
+
+class _RealBatches:
+    """The training bar's total and description in batches, whatever the loader's grouping."""
+
     _shape = (1, 1, 0)
 
     @property
@@ -56,6 +69,26 @@ class ProgressBar(RichProgressBar):
         size = "full batch" if n and batch_size >= n else f"batches of {batch_size}"
         return f"{text}, {size}"
 
+    def _batches_done(self, batch_idx: int, total) -> int:
+        """Lightning's handlers set the bar to `batch_idx + 1` calls; in batches that is this."""
+        done = (batch_idx + 1) * self._shape[0]
+        return min(done, int(total)) if total else done
+
+
+class NotebookProgressBar(_RealBatches, TQDMProgressBar):
+    """Lightning's tqdm bar in real batches, for Jupyter kernels."""
+
+    def on_train_epoch_start(self, trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(self._get_train_description(trainer.current_epoch))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        total = self.train_progress_bar.total if self.train_progress_bar is not None else None
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, self._batches_done(batch_idx, total) - 1)
+
+
+class ProgressBar(_RealBatches, RichProgressBar):
+
     def configure_columns(self, trainer) -> list:
         columns = super().configure_columns(trainer)
         return [*columns[:-1], SamplesPerSecondColumn(style=self.theme.processing_speed)]
@@ -69,10 +102,7 @@ class ProgressBar(RichProgressBar):
         group, batch_size, n = self._shape
         bar = self.train_progress_bar_id
         if self.progress is not None and bar is not None:
-            total = self.train_progress_bar.total
-            done = (batch_idx + 1) * group
-            samples = done * batch_size
+            samples = (batch_idx + 1) * group * batch_size
             self.progress.update(bar, samples=min(samples, n) if n else samples)
-            # Lightning's handler sets the bar to `batch_idx + 1`; in batches that is `done`.
-            batch_idx = (min(done, int(total)) if total else done) - 1
+            batch_idx = self._batches_done(batch_idx, self.train_progress_bar.total) - 1
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

@@ -3,9 +3,10 @@
 A config can come from a file someone else wrote (a checkpoint's stored config, a run directory's
 overrides): it is data, and must not be able to run code. So a `_target_` is accepted only if it is
 a torch or Lightning class the project knows (config/recorded.json: optimizers, schedules, callbacks,
-loggers, the Trainer) or named in a config file: the shipped conf/ (the models, data modules, task
-and callbacks) or a user's own config dir (--config-dir, $DLCOURSE_CONFIG_DIRS). Nothing is imported
-to decide.
+loggers, the Trainer), one of Lightning's loggers (LIGHTNING_LOGGER: `+logger.wandb._target_=
+lightning.pytorch.loggers.WandbLogger`), or named in a config file: the shipped conf/ (the models, data
+modules, task, callbacks and loggers) or a user's own config dir (--config-dir, $DLCOURSE_CONFIG_DIRS).
+Nothing is imported to decide.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from functools import cache
 from pathlib import Path
 
 TARGET_LINE = re.compile(r"^\s*_target_:\s*['\"]?([\w.]+)", re.M)
+# Lightning's logger classes, from `lightning.pytorch.loggers` or the module that defines them.
+LIGHTNING_LOGGER = re.compile(r"(lightning\.pytorch|pytorch_lightning)\.loggers(\.\w+)?\."
+                              r"(CSVLogger|CometLogger|MLFlowLogger|NeptuneLogger|TensorBoardLogger|WandbLogger)")
 
 
 @cache
@@ -39,7 +43,7 @@ def allowed(target: str) -> bool:
     from dlcourse.config.signatures import recorded_targets
 
     target = str(target)
-    if target in recorded_targets():
+    if target in recorded_targets() or LIGHTNING_LOGGER.fullmatch(target):
         return True
     return any(target in declared_in(folder) for folder in config_folders() if folder.is_dir())
 

@@ -62,6 +62,9 @@ ROOT = {
     "optimized_mode": Literal["min", "max"],
 }
 CV = {"folds": Annotated[int, Interval(ge=2)] | None, "refit": bool}
+LR_FIND = {"enabled": bool, "apply": bool, "train": bool, "min_lr": Annotated[float, Interval(gt=0)],
+           "max_lr": Annotated[float, Interval(gt=0)], "num_training": Annotated[int, Interval(ge=13)],
+           "mode": Literal["exponential", "linear"]}
 
 
 def plain(value):
@@ -135,7 +138,7 @@ def missing_keys(node: DictConfig, prefix: str = "") -> list[str]:
 def check_root(cfg: DictConfig) -> None:
     for key in missing_keys(cfg):
         raise ConfigError(key, "???", f"is required: set it, e.g. {key}=...")
-    known = {*ROOT, "cv", "paths", "hydra", *ROLES, "callbacks", "logger", "experiment", "hparams_search"}
+    known = {*ROOT, "cv", "lr_find", "paths", "hydra", *ROLES, "callbacks", "logger", "experiment", "hparams_search"}
     for key in cfg:
         if key in MOVED:
             raise ConfigError(key, plain(cfg[key]), f"this key moved: set {MOVED[key]} instead")
@@ -148,6 +151,37 @@ def check_root(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, f"cv.{key}")
         if why := problem(value, tp):
             raise ConfigError(f"cv.{key}", value, why)
+    check_lr_find(cfg)
+
+
+def check_lr_find(cfg: DictConfig) -> None:
+    """`lr_find`: its keys, their types and ranges, and what the finder cannot be combined with."""
+    node = cfg.get("lr_find")
+    if node is None:
+        return
+    if not isinstance(node, DictConfig):
+        raise ConfigError("lr_find", plain(node), "must be a mapping; turn the finder on with lr_find.enabled=true")
+    for key in node:
+        if key not in LR_FIND:
+            raise ConfigError(f"lr_find.{key}", plain(node[key]), f"unknown key{did_you_mean(key, LR_FIND)}"
+                              .replace("mean ", "mean lr_find.") + f"; accepted: {', '.join(LR_FIND)}")
+    for key, tp in LR_FIND.items():
+        if key in node and (why := problem(_value(node, key), tp)):
+            more = " (Lightning's suggestion skips the first 10 steps and the last)" if key == "num_training" else ""
+            raise ConfigError(f"lr_find.{key}", plain(node[key]), why + more)
+    if node.get("min_lr", 0) >= node.get("max_lr", float("inf")):
+        raise ConfigError("lr_find.min_lr", node.min_lr, f"must be below lr_find.max_lr ({node.max_lr:g})")
+    if not node.get("enabled"):
+        return
+    if not node.get("train", True) and OmegaConf.select(cfg, "cv.folds"):
+        raise ConfigError("lr_find.train", False, "cannot be combined with cv.folds (the folds must train); "
+                          "find the rate without cv.folds first")
+    trainer = cfg.get("trainer") or {}
+    devices, strategy = _value(trainer, "devices") if "devices" in trainer else 1, str(trainer.get("strategy") or "")
+    if any(s in strategy for s in ("ddp", "fsdp", "deepspeed")) or (isinstance(devices, int) and devices > 1) \
+            or (isinstance(devices, list) and len(devices) > 1):
+        raise ConfigError("lr_find.enabled", True, "the finder runs on one device: find the rate with trainer=gpu or "
+                          "trainer=cpu, then set optimizer.lr for the distributed run")
 
 
 def check_targets(cfg: DictConfig | dict, where: str = "") -> None:

@@ -33,6 +33,26 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
+def image_tensor(img, shape: tuple[int, int, int]) -> torch.Tensor:
+    """A PIL image as training reads it: RGB (C=3) or grey (C=1), resized bilinearly to (H, W); uint8 (C, H, W)."""
+    from PIL import Image
+
+    c, h, w = shape
+    arr = np.asarray(img.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).reshape(h, w, c).permute(2, 0, 1)
+
+
+def read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
+    """One image file as image_tensor(); one line naming the file if it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return image_tensor(img, shape)
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataError(f"cannot read image {path}: {e}") from None
+
+
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")  # P: palette images are checked for colour below
 MAX_AUTO_SIZE = 64  # image_size: null takes the images' own size, up to this (memory: all images are kept)
 
@@ -66,20 +86,12 @@ class ImageFolderDataModule(ImageDataModule):
             self.image_size = max(8, min(MAX_AUTO_SIZE, sides.most_common(1)[0][0] if sides else MAX_AUTO_SIZE))
 
     def load_folder(self, folder: Path, class_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        from PIL import Image, UnidentifiedImageError
-
         images, labels = [], []
-        mode = "RGB" if self.channels == 3 else "L"
         size = (self.image_size, self.image_size)
         for label, name in enumerate(class_names):
             sub = folder / name
             for path in image_files(sub) if sub.is_dir() else []:
-                try:
-                    with Image.open(path) as img:
-                        arr = np.asarray(img.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
-                except (OSError, UnidentifiedImageError) as e:
-                    raise DataError(f"cannot read image {path}: {e}") from None
-                images.append(torch.from_numpy(arr.copy()).reshape(*size, self.channels).permute(2, 0, 1))
+                images.append(read_image(path, (self.channels, *size)))
                 labels.append(label)
         if not images:
             return torch.zeros(0, self.channels, *size), torch.zeros(0, dtype=torch.long)

@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.internals import set_ddp_rank_command
-from dlcourse.sweep.summary import print_report, status_counts, summarize
+from dlcourse.sweeps.summary import print_report, status_counts, summarize
 
 log = logging.getLogger("dlcourse")
 # Environment variables that Lightning's DDP launcher sets in the process that starts the ranks.
@@ -132,19 +132,26 @@ def _prepare_storage(config: DictConfig) -> None:
 
 
 class SweepCallback(Callback):
-    """Hydra callback (conf/hydra/default.yaml): summaries, failure records, threads, DDP."""
+    """Hydra callback (conf/hydra/default.yaml): summaries, failure records, threads, DDP. The sweep
+    that is running (or ran last) in this process is `SweepCallback.current`: its directory, summary
+    and, if some jobs did not complete, the line that says so (the command line exits 1 with it)."""
+
+    current: SweepCallback | None = None
 
     def __init__(self) -> None:
         self.sweep_dir: Path | None = None
         self.done = False
+        self.summary: dict | None = None
+        self.failed_line: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        SweepCallback.current = self
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.done = False
         _prepare_storage(config)
         # A sweeper that raises (e.g. Optuna when every trial failed) skips on_multirun_end;
         # the summary is still written when the process ends.
-        atexit.register(self._finish, quiet=False)
+        atexit.register(self.finish)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         share_cpu_threads(config)
@@ -158,23 +165,21 @@ class SweepCallback(Callback):
             run_dir = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
             record_failure(config, job_return._return_value, run_dir)
 
-    def _finish(self, quiet: bool = False) -> dict | None:
+    def finish(self) -> dict | None:
+        """Write and print the summary once; the summary (also on later calls)."""
         if self.done or self.sweep_dir is None or not self.sweep_dir.is_dir():
-            return None
+            return self.summary
         self.done = True
         result = summarize(self.sweep_dir)
         if result["rows"]:
             print_report(result, self.sweep_dir)
+        bad = [r["status"] for r in result["rows"] if r["status"] != "completed"]
+        if bad:  # failed, or ended by the cluster (cancelled, timeout, node_fail) or never heard of again
+            states = "failed" if set(bad) == {"failed"} else f"did not complete ({status_counts(result['rows'])})"
+            self.failed_line = (f"{len(bad)} of {len(result['rows'])} jobs {states}; "
+                                f"see {self.sweep_dir / 'summary.md'}")
+        self.summary = result
         return result
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        result = self._finish()
-        bad = [r["status"] for r in result["rows"] if r["status"] != "completed"] if result else []
-        if bad:  # failed, or ended by the cluster (cancelled, timeout, node_fail) or never heard of again
-            states = "failed" if set(bad) == {"failed"} else f"did not complete ({status_counts(result['rows'])})"
-            print(f"error: {len(bad)} of {len(result['rows'])} jobs {states}; "
-                  f"see {self.sweep_dir / 'summary.md'}", file=sys.stderr)
-            sys.stdout.flush()
-            sys.exit(1)  # after every job ran (SystemExit passes through Hydra's callback guard)
-
-
+        self.finish()

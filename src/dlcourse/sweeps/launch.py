@@ -4,6 +4,8 @@ written), then Hydra's sweeper and launcher run the jobs (dlcourse.runs.sweep_jo
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -17,20 +19,39 @@ LAUNCHER = "hydra_plugins.dlcourse.SlurmLauncher"  # see conf/hydra/launcher/slu
 MAX_CHECKED_JOBS = 1000
 
 
-def sweep(overrides: list[str]) -> None:
+@dataclass
+class SweepOutcome:
+    """A finished sweep: its directory, its summary (dlcourse.sweeps.summary.summarize) and, when some
+    jobs did not complete, the line that says so (None when all did)."""
+
+    sweep_dir: Path | None
+    summary: dict | None
+    failed_line: str | None
+
+
+def sweep(overrides: list[str]) -> SweepOutcome:
     """Check every job of a grid first (one line for the first bad one), then let Hydra's sweeper and
     launcher run them; each job validates its own config again (an Optuna trial's values are new).
     A job's config is composed once: the launcher gets the one composed for the check."""
     from dlcourse.compose import with_search_path
     from dlcourse.internals import compositions_remembered, hydra_app, register_launcher
+    from dlcourse.sweeps.jobs import SweepCallback
 
     overrides = with_search_path(overrides)
-    with compositions_remembered():
-        if check_sweep(overrides):
-            from dlcourse.sweep.slurm import SlurmLauncher
+    SweepCallback.current = None
+    try:
+        with compositions_remembered():
+            if check_sweep(overrides):
+                from dlcourse.sweeps.slurm import SlurmLauncher
 
-            register_launcher(LAUNCHER, SlurmLauncher)
-        hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=overrides)
+                register_launcher(LAUNCHER, SlurmLauncher)
+            hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=overrides)
+    finally:  # also when the sweeper raised (e.g. Optuna once every trial failed): the summary is written
+        callback = SweepCallback.current
+        summary = callback.finish() if callback is not None else None
+    if callback is None:  # a sweep without dlcourse's callback (hydra.callbacks replaced): no summary
+        return SweepOutcome(None, None, None)
+    return SweepOutcome(callback.sweep_dir, summary, callback.failed_line)
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
@@ -63,7 +84,7 @@ def check_sweep(overrides: list[str]) -> bool:
             cfg = compose(job)
             validate(cfg)
             if OmegaConf.select(cfg, "hydra.launcher._target_", default="") == LAUNCHER:
-                from dlcourse.sweep.scheduler import check_launcher
+                from dlcourse.sweeps.scheduler import check_launcher
 
                 check_launcher(cfg)
                 on_slurm = True

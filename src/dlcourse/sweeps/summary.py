@@ -2,7 +2,7 @@
 epochs, wall time and status (a failed job shows its error line), best first by
 `optimized_metric`/`optimized_mode`, and the best job's overrides as a command that reruns it.
 Repeats over seeds (`seed=1,2,3`) are also summarised per configuration as mean and standard
-deviation (`summary_seeds.csv`). Written at the end of every multirun (dlcourse.sweep.jobs), and
+deviation (`summary_seeds.csv`). Written at the end of every multirun (dlcourse.sweeps.jobs), and
 for a sweep that is still running or was interrupted:
 
     dlcourse-summary outputs/iris_mlp/multirun/2024-05-01_12-00-00
@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from dlcourse.sweep.seeds import seed_groups, seed_lines
+from dlcourse.sweeps.seeds import seed_groups, seed_lines
 
 # Overrides that start a sweep rather than a run: left out of the "rerun the best job" command.
 NOT_RERUN = ("hparams_search=", "hydra.", "+hydra.", "cv.fold=")

@@ -28,7 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, se
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf, open_dict
 
-from dlcourse.sweep import scheduler
+from dlcourse.sweeps import scheduler
 
 log = logging.getLogger("dlcourse")
 # Keys of our launcher configs that are not submitit's.
@@ -153,7 +153,7 @@ class SlurmLauncher(BaseSubmititLauncher):
 
     def _outcome(self, job, args, state: tuple[str, str]) -> JobReturn:
         """The job's JobReturn; a job that did not complete gets its state written in its metrics.json."""
-        from dlcourse.sweep.jobs import record_failure
+        from dlcourse.sweeps.jobs import record_failure
 
         overrides, _, num = args[0], args[1], args[2]
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
@@ -219,11 +219,11 @@ def _read_result(job) -> tuple[str, Any]:
 def _last_line(text: Any) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     line = lines[-1] if lines else str(text)
-    return line.removeprefix("dlcourse.sweep.slurm.JobFailed: ")
+    return line.removeprefix("dlcourse.sweeps.slurm.JobFailed: ")
 
 
 def _error_line(e: Any) -> str:
-    from dlcourse.sweep.jobs import error_line
+    from dlcourse.sweeps.jobs import error_line
 
     return error_line(e) if isinstance(e, BaseException) else str(e)
 
