@@ -26,6 +26,10 @@ FAST = [
 ]
 
 
+# A run for tests that use what it leaves (its checkpoint): no loggers, no figures.
+QUIET_RUN = ["logger=none", "~callbacks.figures", "~callbacks.lr_monitor"]
+
+
 def make_cfg(overrides: list[str], output_dir: Path):
     """Compose conf/train.yaml as the command line does, with the run directory set explicitly."""
     return job_config(compose(list(overrides), output_dir=output_dir))
@@ -40,6 +44,52 @@ def cfg_factory(tmp_path):
         return make_cfg([*(FAST if fast else []), *overrides], tmp_path / f"run{next(runs)}")
 
     return factory
+
+
+def trained(tmp_path_factory, *overrides: str) -> Path:
+    """A tiny run trained in this process; its run directory."""
+    from dlcourse.train import train
+
+    run = tmp_path_factory.mktemp("runs") / "run"
+    train(make_cfg([*FAST, *QUIET_RUN, *overrides], run))
+    return run
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared CPU: one thread is fastest (and the same for every test of the module)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory) -> Path:
+    return trained(tmp_path_factory, "experiment=iris_mlp", "trainer.max_epochs=3")
+
+
+def image_folder_run(tmp_path_factory, *overrides: str) -> tuple[Path, Path]:
+    """A tiny CNN on write_pngs' red and blue images (20x20 files, trained at 16x16: inputs get resized)."""
+    pics = tmp_path_factory.mktemp("pics")
+    write_pngs(pics, per_class=10)
+    run = trained(tmp_path_factory, "experiment=mnist_cnn", "data=image_folder", f"data.root={pics}",
+                  "data.image_size=16", "model.channels=[8,pool]", "data.batch_size=4", *overrides)
+    return run, pics
+
+
+def level_series_run(tmp_path_factory, *overrides: str) -> tuple[Path, np.ndarray]:
+    """A tiny forecaster of a noisy sine around 100 (a CSV series far from standard units: any scaling
+    that is not undone shows), windows of 10 steps, 2 forecast."""
+    t = np.arange(300)
+    values = 100 + 10 * np.sin(t / 4) + np.random.default_rng(0).normal(0, 0.5, 300)
+    path = tmp_path_factory.mktemp("series") / "level.csv"
+    path.write_text("level\n" + "\n".join(f"{v!r}" for v in values) + "\n")
+    run = trained(tmp_path_factory, "data=csv_series", f"data.path={path}", "data.n_steps=10", "data.horizon=2",
+                  *overrides)
+    return run, values
 
 
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 300,

@@ -16,58 +16,30 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import FAST, make_cfg, write_pngs, write_table
+from conftest import image_folder_run, level_series_run, trained, write_table
 from dlcourse.data.image_folder import image_files, read_image
 from dlcourse.errors import DlcourseError
 from dlcourse.evaluate import main as dlcourse_eval
 from dlcourse.exporting import export
 from dlcourse.exporting import main as dlcourse_export
 from dlcourse.predictor import load
-from dlcourse.train import train
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CLASSES = ["setosa", "versicolor", "virginica"]
-QUIET = ["logger=none", "~callbacks.figures", "~callbacks.lr_monitor"]
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()  # tiny models on a shared CPU: one thread is fastest
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def trained(tmp_path_factory, *overrides: str) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "run"
-    train(make_cfg([*FAST, *QUIET, *overrides], run))
-    return run
-
-
-@pytest.fixture(scope="module")
-def iris_run(tmp_path_factory) -> Path:
-    return trained(tmp_path_factory, "experiment=iris_mlp", "trainer.max_epochs=3")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory) -> tuple[Path, Path]:
-    pics = tmp_path_factory.mktemp("pics")
-    write_pngs(pics, per_class=10)  # 20x20 RGB pngs, trained at 16x16
-    run = trained(tmp_path_factory, "experiment=mnist_cnn", "data=image_folder", f"data.root={pics}", "model=cnn",
-                  "data.image_size=16", "model.channels=[8,pool]", "data.batch_size=4", "trainer.max_epochs=2")
-    return run, pics
+    return image_folder_run(tmp_path_factory, "model=cnn", "trainer.max_epochs=2")
 
 
 @pytest.fixture(scope="module")
 def series_run(tmp_path_factory) -> tuple[Path, np.ndarray]:
-    t = np.arange(300)
-    values = 100 + 10 * np.sin(t / 4) + np.random.default_rng(0).normal(0, 0.5, 300)  # far from standard units
-    path = tmp_path_factory.mktemp("series") / "level.csv"
-    pd.DataFrame({"level": values}).to_csv(path, index=False)
-    run = trained(tmp_path_factory, "experiment=sine_lstm", "data=csv_series", f"data.path={path}", "data.n_steps=10",
-                  "data.horizon=2", "model.hidden=[8]", "trainer.max_epochs=2")
-    return run, values
+    return level_series_run(tmp_path_factory, "experiment=sine_lstm", "model.hidden=[8]", "trainer.max_epochs=2")
 
 
 def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
@@ -176,13 +148,12 @@ def test_series_lstm_exports_forecast_in_the_series_units(series_run, tmp_path):
 
 
 # -- what is refused, in one line ------------------------------------------------------------------------------
-def test_a_table_with_a_string_column_is_refused_in_one_line(tmp_path, capsys):
+def test_a_table_with_a_string_column_is_refused_in_one_line(tmp_path_factory, tmp_path, capsys):
     table = write_table(tmp_path / "animals.csv")
     df = pd.read_csv(table)
     df.insert(2, "colour", np.where(np.arange(len(df)) % 2, "brown", "grey"))
     df.to_csv(table, index=False)
-    run = tmp_path / "run"
-    train(make_cfg([*FAST, *QUIET, "experiment=iris_mlp", "data=csv", f"data.path={table}", "data.target=label"], run))
+    run = trained(tmp_path_factory, "experiment=iris_mlp", "data=csv", f"data.path={table}", "data.target=label")
     with pytest.raises(DlcourseError) as error:
         export(run, tmp_path / "animals.onnx")
     assert "string columns (colour)" in one_line(error) and "cannot encode" in str(error.value)

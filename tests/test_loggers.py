@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,8 +13,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import mlflow  # the test extra installs it (pip install -e ".[test]"), as the `mlflow` extra does for users
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import make_cfg
@@ -21,9 +24,6 @@ from dlcourse.compose import compose, job_config, start, stop
 from dlcourse.config.validate import validate
 from dlcourse.errors import ConfigError
 from dlcourse.train import train
-
-mlflow = pytest.importorskip("mlflow", reason='the MLflow logger needs pip install "dlcourse[mlflow]"')
-from mlflow.tracking import MlflowClient  # noqa: E402
 
 IRIS = ["experiment=iris_mlp", "trainer.accelerator=cpu", "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
         "~callbacks.model_summary"]
@@ -96,8 +96,10 @@ def test_mlflow_ui_shows_the_run(mlflow_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ui = Path(sys.executable).with_name("mlflow")
+    out = open(root / "mlflow_ui.log", "w")
     server = subprocess.Popen([str(ui), "ui", "--backend-store-uri", store(root), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--port", str(port), "--workers", "1"], stdout=out, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # its own process group: the server and its workers
 
     def ask(path: str, body: dict | None = None) -> bytes:
         req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode() if body else None,
@@ -111,7 +113,7 @@ def test_mlflow_ui_shows_the_run(mlflow_run):
                 experiments = json.loads(ask("/api/2.0/mlflow/experiments/search", {"max_results": 10}))
                 break
             except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert server.poll() is None, (root / "mlflow_ui.log").read_text()[-2000:]
                 time.sleep(0.5)
         else:
             raise AssertionError("mlflow ui did not answer")
@@ -121,8 +123,9 @@ def test_mlflow_ui_shows_the_run(mlflow_run):
         png = ask(f"/get-artifact?path=figures/confusion_matrix.png&run_uuid={found['info']['run_id']}")
         assert png == (run_dir / "figures" / "confusion_matrix.png").read_bytes()
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        out.close()
 
 
 def test_a_csv_run_has_one_row_per_epoch_then_its_test_metrics(tmp_path):

@@ -13,54 +13,26 @@ import torch
 from PIL import Image
 
 import dlcourse
-from conftest import FAST, make_cfg, write_pngs
+from conftest import image_folder_run, level_series_run
 from dlcourse.errors import CheckpointError, ConfigError, DataError, DlcourseError
 from dlcourse.evaluate import main as dlcourse_eval
 from dlcourse.predictor import Predictor, load
-from dlcourse.train import train
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 PROBS = ["prob_setosa", "prob_versicolor", "prob_virginica"]
-QUIET = ["logger=none", "~callbacks.figures", "~callbacks.lr_monitor"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()  # tiny models on a shared CPU: one thread is fastest
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def trained(tmp_path_factory, *overrides: str) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "run"
-    train(make_cfg([*FAST, *QUIET, *overrides], run))
-    return run
-
-
-@pytest.fixture(scope="module")
-def iris_run(tmp_path_factory) -> Path:
-    return trained(tmp_path_factory, "experiment=iris_mlp", "trainer.max_epochs=3")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory) -> tuple[Path, Path]:
-    pics = tmp_path_factory.mktemp("pics")
-    write_pngs(pics, per_class=10)  # 20x20 RGB pngs, trained at 16x16: every input kind is resized
-    run = trained(tmp_path_factory, "experiment=mnist_cnn", "data=image_folder", f"data.root={pics}",
-                  "data.image_size=16", "model.channels=[8,pool]", "data.batch_size=4", "trainer.max_epochs=3")
-    return run, pics
+    return image_folder_run(tmp_path_factory, "trainer.max_epochs=3")
 
 
 @pytest.fixture(scope="module")
 def series_run(tmp_path_factory) -> tuple[Path, np.ndarray]:
-    t = np.arange(300)
-    values = 100 + 10 * np.sin(t / 4) + np.random.default_rng(0).normal(0, 0.5, 300)  # far from standard units
-    path = tmp_path_factory.mktemp("series") / "level.csv"
-    pd.DataFrame({"level": values}).to_csv(path, index=False)
-    run = trained(tmp_path_factory, "experiment=sine_rnn", "data=csv_series", f"data.path={path}", "data.n_steps=10",
-                  "data.horizon=2", "trainer.max_epochs=3")
-    return run, values
+    return level_series_run(tmp_path_factory, "experiment=sine_rnn", "trainer.max_epochs=3")
 
 
 def flowers() -> pd.DataFrame:
@@ -238,3 +210,21 @@ def test_series_windows_in_raw_units_give_forecasts_in_raw_units(series_run, tmp
         with pytest.raises(DataError, match=r"expected windows of 10 steps as an array \(N, 10\)") as e:
             p.predict(bad)
         one_line(e)
+
+
+def test_a_series_csv_gets_the_forecast_after_each_window(series_run, tmp_path):
+    """The series as training read it (its column, rows in time order): each row gets the forecast made
+    after the window that ends there; the last row's is the forecast into the future."""
+    run, values = series_run
+    series, out = tmp_path / "level_new.csv", tmp_path / "forecasts.csv"
+    pd.DataFrame({"day": range(60), "level": values[-60:]}).to_csv(series, index=False)
+    dlcourse_eval([f"ckpt_path={run}", f"predict={series}", f"output={out}"])
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["day", "level", "forecast_1", "forecast_2"] and len(written) == 60
+    assert written.loc[:8, "forecast_1"].isna().all() and written.loc[9:, "forecast_1"].notna().all()
+    windows = np.lib.stride_tricks.sliding_window_view(values[-60:], 10)
+    by_window = load(run).predict(windows)
+    np.testing.assert_allclose(written.loc[9:, ["forecast_1", "forecast_2"]].to_numpy(), by_window.to_numpy(), rtol=1e-5)
+    with pytest.raises(DataError, match="fewer than one window of n_steps=10") as e:
+        load(run).predict(pd.DataFrame({"level": values[:5]}))
+    one_line(e)

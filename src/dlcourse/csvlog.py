@@ -13,7 +13,7 @@ from __future__ import annotations
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from dlcourse.loggers import EpochRows, epoch_values, number
+from dlcourse.loggers import EpochRows, number
 
 
 class CSVLogger(EpochRows, LightningCSVLogger):
@@ -27,13 +27,10 @@ class CSVLogger(EpochRows, LightningCSVLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics, step: int | None = None) -> None:
-        values, step, per_epoch = epoch_values(metrics, step)
-        if per_epoch:
-            if values:
-                self._add_to_row(values, step)
-            return
-        self._write_pending()
-        super().log_metrics(values, step)
+        rest = self._gather(metrics, step)
+        if rest is not None:
+            self._write_pending()
+            super().log_metrics(*rest)
 
     def _write_row(self, row: dict, step: int) -> None:
         LightningCSVLogger.log_metrics(self, {"epoch": step, **row}, step)

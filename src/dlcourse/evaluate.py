@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlcourse.cli_args import parse_key_values
 from dlcourse.errors import DataError, DlcourseError, fail
 from dlcourse.report import write_json
 
@@ -28,22 +29,7 @@ OWN_KEYS = ("ckpt_path", "split", "predict", "output")
 
 
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
-    own, dotlist = {}, []
-    for arg in argv:
-        if arg in ("-h", "--help"):
-            print(__doc__)
-            sys.exit(0)
-        key, sep, value = arg.partition("=")
-        if not sep:
-            fail(f"{arg!r} is not key=value; {USAGE}")
-        if key in OWN_KEYS:
-            own[key] = value
-        elif key.split(".")[0] in ("data", "trainer"):
-            dotlist.append(arg)
-        else:
-            fail(f"{key}={value!r} is invalid: allowed keys are {', '.join(OWN_KEYS)}, data.*, trainer.*")
-    if "ckpt_path" not in own:
-        fail(f"ckpt_path is required; {USAGE}")
+    own, dotlist = parse_key_values(argv, OWN_KEYS, USAGE, __doc__)
     if own.get("split", "test") not in ("test", "val"):
         fail(f"split={own['split']!r} is invalid: allowed: test, val")
     return own, dotlist

@@ -49,6 +49,15 @@ class EpochRows:
     together once the epoch has both its train and validation values, when the next epoch's first value
     comes, or at the end (an MLflow write to SQLite costs ~30 ms: once per epoch, not once per call)."""
 
+    def _gather(self, metrics: dict, step: int | None) -> tuple[dict, int | None] | None:
+        """An epoch's values join its row (None comes back); other values come back to be logged as they are."""
+        values, step, per_epoch = epoch_values(metrics, step)
+        if not per_epoch:
+            return values, step
+        if values:
+            self._add_to_row(values, step)
+        return None
+
     def _add_to_row(self, values: dict, step: int) -> None:
         if step != getattr(self, "_row_step", None):
             self._write_pending()

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from dlcourse.errors import ConfigError
-from dlcourse.loggers import EpochRows, epoch_values, number
+from dlcourse.loggers import EpochRows, number
 
 SQLITE = "sqlite:///"
 
@@ -82,6 +82,8 @@ class MLFlowLogger(EpochRows, LightningMLFlowLogger):
             import mlflow  # noqa: F401
         except ImportError:
             raise ConfigError("logger.mlflow", "MLFlowLogger", 'needs MLflow: pip install "dlcourse[mlflow]"') from None
+        # MLflow 3 reports usage to its makers unless told not to: a student's run sends nothing anywhere.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         uri = absolute_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or SQLITE + "mlflow.db")
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
         if run_dir:
@@ -95,7 +97,7 @@ class MLFlowLogger(EpochRows, LightningMLFlowLogger):
                              log_model=log_model, prefix=prefix, artifact_location=artifact_location,
                              run_id=run_id, synchronous=synchronous)
         self.log_best_checkpoint = log_best_checkpoint
-        self.run_dir = run_dir
+        self.run_dir, self.store_uri = run_dir, uri
 
     @property
     @rank_zero_experiment
@@ -113,12 +115,9 @@ class MLFlowLogger(EpochRows, LightningMLFlowLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics, step: int | None = None) -> None:
-        values, step, per_epoch = epoch_values(metrics, step)
-        if per_epoch:
-            if values:
-                self._add_to_row(values, step)
-        elif values:
-            super().log_metrics(values, step)
+        rest = self._gather(metrics, step)
+        if rest is not None and rest[0]:
+            super().log_metrics(*rest)
 
     def _write_row(self, row: dict, step: int) -> None:
         LightningMLFlowLogger.log_metrics(self, row, step)

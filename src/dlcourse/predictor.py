@@ -10,12 +10,14 @@ evaluates on its data, exactly as `dlcourse-eval` (dlcourse.evaluate, the comman
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from omegaconf import OmegaConf
 
+from dlcourse import predictor_inputs
 from dlcourse.build import build_datamodule, build_model
 from dlcourse.checkpoints import read_checkpoint
 from dlcourse.config.validate import validate
@@ -71,7 +73,9 @@ def evaluate(cfg, task: Task, dm, split: str) -> dict:
                         enable_progress_bar=False, enable_model_summary=False, precision=cfg.trainer.precision)
     if split == "val":
         dm.test_dataloader = dm.val_dataloader  # evaluate the val split through the test loop
-    trainer.test(task, datamodule=dm, verbose=False)
+    with warnings.catch_warnings():  # Lightning's notices about its own internals and small data, for this call
+        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
+        trainer.test(task, datamodule=dm, verbose=False)
     metrics = {k.replace("test/", f"{split}/"): v for k, v in task.test_results.items()}
     if f"{split}/acc" in metrics:  # as in training's metrics.json: how precise this split's accuracy is
         metrics.update(accuracy_interval(split, metrics[f"{split}/acc"], n))
@@ -145,9 +149,7 @@ class Predictor:
             return self._predict_files(x)
         if isinstance(x, np.ndarray | torch.Tensor):
             return pd.DataFrame(self._outputs(self._from_array(x)))
-        from dlcourse.predictor_inputs import expected
-
-        raise DataError(f"cannot predict on {type(x).__name__}: expected {expected(self)}")
+        raise DataError(f"cannot predict on {type(x).__name__}: expected {predictor_inputs.expected(self)}")
 
     def predict_table(self, df, name: str = "the table"):
         """`df` with `prediction` (and `prob_<class>`) columns added; `name` is what errors call it."""
@@ -160,6 +162,8 @@ class Predictor:
                             f"it lacks {', '.join(map(str, missing))}")
         if hasattr(dm, "inputs_from"):  # a table: encoded and scaled as in training (categories, statistics)
             x = dm.inputs_from(df)
+        elif self.inputs == "sequence" and names and not missing and len(names) < self.input_shape[0]:
+            return predictor_inputs.series_frame(self, df, names)  # the training series' own columns, rows in time order
         else:
             cols = names if names and not missing else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
             n_in = int(torch.Size(self.input_shape).numel())
@@ -197,16 +201,13 @@ class Predictor:
         return {"prediction" if flat.shape[1] == 1 else f"prediction_{j}": flat[:, j].numpy() for j in range(flat.shape[1])}
 
     def _from_array(self, x) -> torch.Tensor:
-        from dlcourse.predictor_inputs import image_array, series_array, table_array
-
-        return {"image": image_array, "sequence": series_array}.get(self.inputs, table_array)(self, x)
+        kind = {"image": "image_array", "sequence": "series_array"}.get(self.inputs, "table_array")
+        return getattr(predictor_inputs, kind)(self, x)
 
     def _predict_files(self, x):
         import pandas as pd
 
-        from dlcourse.predictor_inputs import image_files_of
-
-        files, x = image_files_of(self, x)
+        files, x = predictor_inputs.image_files_of(self, x)
         return pd.DataFrame({"path": [str(f) for f in files], **self._outputs(x)})
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -228,7 +229,6 @@ class Predictor:
         from dlcourse.exporting import export_predictor
         return export_predictor(self, output, format, overwrite)
 
-    # -- display ---------------------------------------------------------------------------------------
     def _facts(self) -> list[tuple[str, str]]:
         shape = "x".join(map(str, self.input_shape))
         inputs = {"table": f"{len(self.feature_names or [])} features ({', '.join(self.feature_names or [])})"

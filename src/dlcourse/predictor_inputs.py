@@ -114,6 +114,33 @@ def series_array(p, x) -> torch.Tensor:
     return p._dm.preprocess(t)
 
 
+def series_frame(p, df, columns: list[str]):
+    """A series as the training CSV had it (rows in time order, the trained columns): the rows with
+    `forecast_1` ... `forecast_<horizon>` added, the forecast made after the window that ends at that row
+    (`<column>_forecast_<k>` for several columns); the first n_steps - 1 rows have no full window (empty).
+    The last row's forecast is the one into the future."""
+    import numpy as np
+
+    n_steps = p.input_shape[0]
+    if len(df) < n_steps:
+        raise DataError(f"the series has {len(df)} rows: fewer than one window of n_steps={n_steps}")
+    result = df.copy()
+    for col in columns:
+        values = df[col].to_numpy(dtype="float64")
+        if not np.isfinite(values).all():
+            raise DataError(f"column {col!r} has a missing or non-finite value (first at row "
+                            f"{int((~np.isfinite(values)).nonzero()[0][0]) + 2}); fill or drop it")
+        windows = np.lib.stride_tricks.sliding_window_view(values, n_steps).astype("float32")
+        out = p._outputs(series_array(p, windows))
+        forecast = np.stack([np.asarray(v, dtype="float64") for v in out.values()], 1)
+        horizon = int(p.config["data"].get("horizon") or 1)
+        forecast = forecast[:, -horizon:]  # seq2seq: after every step; the forecast after the window is the last
+        for k in range(horizon):
+            name = f"forecast_{k + 1}" if len(columns) == 1 else f"{col}_forecast_{k + 1}"
+            result[name] = np.concatenate([np.full(n_steps - 1, np.nan), forecast[:, k]])
+    return result
+
+
 def expected(p) -> str:
     """What predict takes for this model, for an error message."""
     shape = "x".join(map(str, p.input_shape))

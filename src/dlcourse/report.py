@@ -152,7 +152,22 @@ def metric_rows(metrics: dict) -> list[tuple[str, str, str]]:
     return [(n, text(metrics["val"].get(f"val/{n}")), text(metrics["test"].get(f"test/{n}"))) for n in names]
 
 
-def print_summary(metrics: dict, run_dir: Path) -> None:
+def viewer_lines(run_dir: Path, loggers=None) -> list[str]:
+    """Where to look at this run, one line per logger (TensorBoard when the loggers are not known)."""
+    lines = []
+    for lg in loggers if loggers is not None else [None]:
+        kind = type(lg).__name__ if lg is not None else "TensorBoardLogger"
+        if kind == "TensorBoardLogger":
+            lines.append(f"TensorBoard:   tensorboard --logdir {run_dir}")
+        elif kind == "MLFlowLogger":
+            uri = getattr(lg, "store_uri", None) or getattr(lg, "_tracking_uri", "")
+            lines.append(f"MLflow:        mlflow ui --backend-store-uri {uri}")
+        elif kind == "CSVLogger":
+            lines.append(f"CSV:           {Path(lg.log_dir) / 'metrics.csv'}")
+    return lines
+
+
+def print_summary(metrics: dict, run_dir: Path, loggers=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -170,7 +185,8 @@ def print_summary(metrics: dict, run_dir: Path) -> None:
     if line:
         console.print(line)
     console.print(f"run directory: {run_dir}")
-    console.print(f"TensorBoard:   tensorboard --logdir {run_dir}")
+    for line in viewer_lines(run_dir, loggers):
+        console.print(line)
     to_log_file(console.export_text())
 
 

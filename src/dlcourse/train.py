@@ -160,7 +160,7 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
         for lg in trainer.loggers:  # the HParams view: one row per run, with its final metrics
             log_results(lg, cfg, record, task.val_history)
             lg.finalize("success")
-        print_summary(record, run_dir)
+        print_summary(record, run_dir, trainer.loggers)
     return record
 
 

@@ -195,6 +195,20 @@ def check_targets(cfg: DictConfig | dict, where: str = "") -> None:
                               f"named in a YAML file of your own config dir (--config-dir){where}")
 
 
+# Optional packages a target needs, and the extra that installs them.
+NEEDS = {"MLFlowLogger": ("mlflow", "dlcourse[mlflow]")}
+
+
+def check_installed(path: str, node: DictConfig) -> None:
+    """A logger whose package is not installed: one line now, not a traceback once the run has started."""
+    import importlib.util
+
+    target = str(node.get("_target_", ""))
+    for name, (module, extra) in NEEDS.items():
+        if target.endswith(name) and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{path}._target_", target, f"needs {module}, which is not installed: pip install '{extra}'")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first bad value. Imports no torch, builds nothing."""
     check_targets(cfg)
@@ -204,6 +218,7 @@ def validate(cfg: DictConfig) -> None:
         for name, node in (cfg.get(group) or {}).items():
             if node is not None:
                 check_node(f"{group}.{name}", node)
+                check_installed(f"{group}.{name}", node)
     check_data_and_model(cfg, sigs.get("data"), sigs.get("model"))
     check_optimisation(cfg, sigs.get("optimizer"))
     if sigs.get("data") is not None:
