@@ -86,7 +86,7 @@ def level_series_run(tmp_path_factory, *overrides: str) -> tuple[Path, np.ndarra
     t = np.arange(300)
     values = 100 + 10 * np.sin(t / 4) + np.random.default_rng(0).normal(0, 0.5, 300)
     path = tmp_path_factory.mktemp("series") / "level.csv"
-    path.write_text("level\n" + "\n".join(f"{v!r}" for v in values) + "\n")
+    path.write_text("level\n" + "\n".join(f"{float(v)!r}" for v in values) + "\n")
     run = trained(tmp_path_factory, "data=csv_series", f"data.path={path}", "data.n_steps=10", "data.horizon=2",
                   *overrides)
     return run, values

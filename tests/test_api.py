@@ -167,3 +167,29 @@ def test_the_api_names_stay_functions_after_every_module_is_imported():
             importlib.import_module(module.name)
     for name in ("run", "sweep", "lr_find", "load", "export"):
         assert callable(getattr(dlcourse, name)) and not isinstance(getattr(dlcourse, name), type(dlcourse)), name
+
+
+def test_metrics_json_holds_the_run_card(tmp_path, monkeypatch):
+    """What produced the result: the command that reruns it, the software versions, the git commit of the
+    repository it was started in (dirty when its files changed) and the machine."""
+    monkeypatch.chdir(tmp_path)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tmp_path / "notes.txt").write_text("my study\n")
+    (tmp_path / ".gitignore").write_text("outputs/\n")
+    subprocess.run(["git", "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    card = dlcourse.run(*IRIS[:2], "trainer.max_epochs=1", "trainer.enable_progress_bar=false").metrics
+    assert card["command"] == "dlcourse-train experiment=iris_mlp seed=3 trainer.max_epochs=1 trainer.enable_progress_bar=false"
+    env = card["environment"]
+    import lightning
+    import torch
+
+    assert env["torch"].split("+")[0] == torch.__version__.split("+")[0] and env["lightning"] == lightning.__version__
+    assert env["dlcourse"] == dlcourse.__version__ and env["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert env["git"] == {"commit": head, "dirty": False, "root": str(tmp_path.resolve())}
+    assert env["device"]["threads"] >= 1 and env["device"]["cpu"] and env["device"]["gpu"] is None
+    (tmp_path / "notes.txt").write_text("changed\n")
+    again = dlcourse.run(*IRIS[:2], "trainer.max_epochs=1", "trainer.enable_progress_bar=false").metrics
+    assert again["environment"]["git"]["dirty"] is True

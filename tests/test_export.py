@@ -162,7 +162,7 @@ def test_a_table_with_a_string_column_is_refused_in_one_line(tmp_path_factory, t
     assert code.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "colour" in err and "\n" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["animals.csv", "run"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["animals.csv"]  # nothing written
 
 
 def test_an_existing_output_is_kept_unless_overwrite(iris_run, tmp_path, capsys):

@@ -228,3 +228,18 @@ def test_a_series_csv_gets_the_forecast_after_each_window(series_run, tmp_path):
     with pytest.raises(DataError, match="fewer than one window of n_steps=10") as e:
         load(run).predict(pd.DataFrame({"level": values[:5]}))
     one_line(e)
+
+
+def test_dlcourse_eval_predicts_on_a_folder_and_on_one_image(image_run, tmp_path, capsys):
+    run, pics = image_run
+    out = tmp_path / "p.csv"
+    dlcourse_eval([f"ckpt_path={run}", f"predict={pics}", f"output={out}"])
+    written = pd.read_csv(out)
+    files = sorted(pics.rglob("*.png"))
+    assert list(written.columns) == ["path", "prediction", "prob_blue", "prob_red"] and len(written) == len(files)
+    assert sorted(written["path"]) == sorted(map(str, files))
+    assert written[["prob_blue", "prob_red"]].sum(axis=1).to_numpy() == pytest.approx(1.0, abs=1e-5)
+    one = tmp_path / "one.csv"
+    dlcourse_eval([f"ckpt_path={run}", f"predict={files[0]}", f"output={one}"])
+    assert pd.read_csv(one).iloc[0].to_dict() == written.set_index("path").loc[str(files[0])].to_dict() | {"path": str(files[0])}
+    assert f"wrote {len(files)} predictions to {out}" in capsys.readouterr().out

@@ -27,6 +27,7 @@ from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, us
 from dlcourse.config.validate import check_targets, validate
 from dlcourse.errors import ConfigError, DlcourseError, SweepFailedError, fail
 from dlcourse.hints import explain
+from dlcourse.isolation import restored_logging
 from dlcourse.lean import console_setup
 from dlcourse.rundir import RunDirectory
 from dlcourse.runs import finish, prepare_run, sweep_job
@@ -187,8 +188,9 @@ def start_job(prepared, cfg: DictConfig) -> None:
 
     set_ddp_rank_command(ddp_rank_command)
     context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=_NoCallbacks())
-    result = run_job(task_function=partial(_run_job, prepared), config=cfg, job_dir_key="hydra.run.dir",
-                     job_subdir_key=None, hydra_context=context)
+    with restored_logging():  # the run's log handlers end with it (a notebook, tests: this process goes on)
+        result = run_job(task_function=partial(_run_job, prepared), config=cfg, job_dir_key="hydra.run.dir",
+                         job_subdir_key=None, hydra_context=context)
     value = result.return_value  # re-raises an unexpected error of the job
     if isinstance(value, DlcourseError):
         raise value

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from dlcourse.compose import compose
 from dlcourse.config.validate import validate
 from dlcourse.errors import ConfigError
+from dlcourse.isolation import restored_logging
 from dlcourse.runs import sweep_job
 
 LAUNCHER = "hydra_plugins.dlcourse.SlurmLauncher"  # see conf/hydra/launcher/slurm_cpu.yaml
@@ -40,7 +41,7 @@ def sweep(overrides: list[str]) -> SweepOutcome:
     overrides = with_search_path(overrides)
     SweepCallback.current = None
     try:
-        with compositions_remembered():
+        with compositions_remembered(), restored_logging():
             if check_sweep(overrides):
                 from dlcourse.sweeps.slurm import SlurmLauncher
 
