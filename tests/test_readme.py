@@ -108,7 +108,7 @@ MNIST_RUNS = ("experiment=mnist", "experiment=fashion", "data=mnist", "data=fash
 
 def budget(argv: list[str]) -> list[str]:
     """A short run of a dlcourse-train command: 2 epochs (3 when it asks for more; a resume keeps its
-    own), 2 Optuna trials, 32 validation images of the tiny fake MNIST."""
+    own), 2 Optuna trials, 20 learning-rate finder steps, 32 validation images of the tiny fake MNIST."""
     extra = ["trainer.enable_progress_bar=false"]
     if not any(a.startswith("ckpt_path=") for a in argv):
         argv = [re.sub(r"^trainer\.max_epochs=\d+$", "trainer.max_epochs=3", a) for a in argv]
@@ -116,6 +116,10 @@ def budget(argv: list[str]) -> list[str]:
             extra.append("trainer.max_epochs=2")
     if any(a.startswith("hparams_search=") for a in argv):
         extra.append("hydra.sweeper.n_trials=2")
+    if "lr_find.enabled=true" in argv:
+        extra.append("lr_find.num_training=20")
+    if "experiment=gaussian_mlp" in argv and "data.batch_size=1" in argv:  # single-sample steps: fewer samples
+        extra.append("data.n_train=300")
     if any(a.startswith(MNIST_RUNS) for a in argv):
         extra.append("data.n_val=32")
     if any(a.startswith("experiment=sine") for a in argv) and not any(a.startswith("data=") for a in argv):
@@ -150,6 +154,8 @@ def prepare(command: str, repo: Path) -> tuple[list[str], Path]:
         return [sys.executable, *argv[1:], "--set", "trainer.max_epochs=1", *tiny], REPO
     if tool == "python" and argv[1] == "scripts/startup_benchmark.py":
         return [sys.executable, *argv[1:], "--repeat", "1", "--out", str(repo / "startup_benchmark.md")], REPO
+    if tool == "python" and argv[1] == "scripts/tabular_parity.py":
+        return [sys.executable, *argv[1:], "--seeds", "1"], REPO
     if tool == "python" and argv[1] == "scripts/precision_speed.py":
         return [sys.executable, *argv[1:], "--steps", "2"], REPO
     if tool == "python" and argv[1] == "-m":
