@@ -51,6 +51,8 @@ def quiet_noise() -> None:
     # Few batches per epoch is normal on small data; the pytree notice is internal to Lightning.
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # On a machine with SLURM installed, Lightning suggests srun for every run; dlcourse's launcher uses it.
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # bf16-mixed: the summary counts parameters right; only its size estimate assumes 32 bits.
     warnings.filterwarnings("ignore", message=".*is not supported by the model summary.*")
