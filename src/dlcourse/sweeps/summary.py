@@ -118,7 +118,7 @@ def summarize(sweep_dir: str | Path, write: bool = True) -> dict[str, Any]:
     markdown = _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun)
     if write and rows:
         _write(sweep_dir, header, table, markdown, seeds, keys)
-    n_failed = sum(r["status"] not in ("completed", "incomplete") for r in rows)  # failed, cancelled, timeout, ...
+    n_failed = sum(r["status"] not in ("completed", "incomplete", "pruned") for r in rows)  # failed, cancelled, timeout, ...
     n_done = sum(r["status"] == "completed" for r in rows)
     return {"rows": rows, "table": table, "markdown": markdown, "best": best, "rerun": rerun,
             "failed": n_failed, "completed": n_done, "seeds": seeds, "optimized_metric": opt, "mode": mode}
@@ -191,6 +191,8 @@ def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_name
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r, t in zip(rows, table, strict=True):
         status = f"{r['status']}: {t['error']}".replace("|", "/") if t["error"] else r["status"]
+        if r["status"] == "pruned":  # an Optuna trial its pruner stopped (dlcourse.sweeps.pruning)
+            status = f"pruned at epoch {r['metrics'].get('pruned_epoch')}"
         cells = [r["job"], *[_short(r["values"].get(k, "")) for k in varying],
                  *[_fmt(r["value"]) if n == opt else _fmt(r["flat"].get(n)) for n in show],
                  _fmt(t["epochs"]), _fmt(t["wall_time_s"]), status]
