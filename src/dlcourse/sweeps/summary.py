@@ -115,7 +115,13 @@ def summarize(sweep_dir: str | Path, write: bool = True) -> dict[str, Any]:
     best = next((r for r in rows if r["value"] is not None), None)
     rerun = _rerun_command(best) if best is not None else None
     seeds = seed_groups(rows, keys, opt, metric_names, mode) if "seed" in varying else []
-    markdown = _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun)
+    best_group = seeds[0] if seeds and seeds[0].get(f"{opt} mean") is not None else None
+    if best_group is not None:  # the configuration with the best mean over seeds, not the luckiest seed
+        members = [r for r in rows if all(r["values"].get(k) == v for k, v in best_group["config"].items())]
+        best = next(r for r in members if r["value"] is not None)
+        rerun = _rerun_command(best, seeds=[r["values"].get("seed") for r in sorted(members, key=lambda r: r["job"])])
+    markdown = _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun,
+                         best_group)
     if write and rows:
         _write(sweep_dir, header, table, markdown, seeds, keys)
     n_failed = sum(r["status"] not in ("completed", "incomplete", "pruned") for r in rows)  # failed, cancelled, timeout, ...
@@ -169,13 +175,17 @@ def _table(rows, keys, opt, std_names, metric_names) -> tuple[list[str], list[di
     return header, table
 
 
-def _rerun_command(best: dict) -> str:
+def _rerun_command(best: dict, seeds: list | None = None) -> str:
+    """The best job's command; with `seeds`, its configuration over all of them (a multirun)."""
     args = [o.removesuffix("=null") if o.startswith("~") else o  # Hydra saves `~key` as `~key=null`
             for o in best["overrides"] if not o.startswith(NOT_RERUN)]
+    if seeds:
+        args = ["-m", *[a for a in args if _parse_override(a)[0] != "seed"], "seed=" + ",".join(dict.fromkeys(map(str, seeds)))]
     return "dlcourse-train " + " ".join(shlex.quote(a) for a in args)
 
 
-def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun) -> str:
+def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun,
+              best_group=None) -> str:
     """summary.md: the overrides that differ, the main metrics, status and error."""
     show = [opt, *std_names]
     split_of_opt, _, base = opt.partition("/")
@@ -199,7 +209,12 @@ def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_name
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if seeds:
         lines += seed_lines(rows, varying, show, seeds, _fmt)
-    if rerun:
+    if rerun and best_group is not None:
+        config = " ".join(f"{k}={v}" for k, v in best_group["config"].items() if k in varying) or "the common overrides"
+        lines += ["", f"Best configuration by its mean over seeds: `{config}`, {opt} = "
+                  f"{_fmt(best_group[opt + ' mean'])} ± {_fmt(best_group[opt + ' std'])} ({best_group['n']} seeds). "
+                  "Rerun it (every seed) with:", "", "```", rerun, "```"]
+    elif rerun:
         lines += ["", f"Best: job {best['job']}, {opt} = {_fmt(best['value'])}. Rerun it with:", "",
                   "```", rerun, "```"]
     return "\n".join(lines) + "\n"
