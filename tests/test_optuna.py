@@ -74,3 +74,49 @@ def test_every_shipped_search_runs_a_two_trial_study(tmp_path, name):
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
     (sweep,) = sweep_dirs(tmp_path, name)
     assert [row["status"] for row in read_summary(sweep)] == ["completed"] * 2
+
+
+def test_optuna_dashboard_shows_the_study(tmp_path):
+    """`optuna-dashboard sqlite:///outputs/<name>/optuna.db --host 127.0.0.1` (README), asked through
+    its HTTP API for the study's trials, then stopped."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    r = run_cli([*SMALL_SPACE, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = open(tmp_path / "dashboard.log", "w")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("optuna-dashboard")),
+                               "sqlite:///outputs/gaussian_mlp/optuna.db", "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ask(path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    try:
+        for _ in range(120):  # bounded: up to a minute for the server to start
+            try:
+                studies = ask("/api/studies")["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "dashboard.log").read_text()[-2000:]
+                time.sleep(0.5)
+        else:
+            raise AssertionError("optuna-dashboard did not answer")
+        (study,) = [s for s in studies if s["study_name"] == "gaussian_mlp"]
+        trials = ask(f"/api/studies/{study['study_id']}")["trials"]
+        assert [t["state"] for t in trials] == ["Complete"] * 2
+        assert {p["name"] for p in trials[0]["params"]} == {"optimizer.lr", "model.dropout"}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        out.close()
