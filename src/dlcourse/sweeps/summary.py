@@ -11,7 +11,6 @@ for a sweep that is still running or was interrupted:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import shlex
@@ -21,7 +20,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from dlcourse.sweeps.seeds import seed_groups, seed_lines
+from dlcourse.sweeps.files import write_files
+from dlcourse.sweeps.seeds import best_by_mean, best_group_lines, seed_groups, seed_lines
 
 # Overrides that start a sweep rather than a run: left out of the "rerun the best job" command.
 NOT_RERUN = ("hparams_search=", "hydra.", "+hydra.", "cv.fold=")
@@ -115,15 +115,14 @@ def summarize(sweep_dir: str | Path, write: bool = True) -> dict[str, Any]:
     best = next((r for r in rows if r["value"] is not None), None)
     rerun = _rerun_command(best) if best is not None else None
     seeds = seed_groups(rows, keys, opt, metric_names, mode) if "seed" in varying else []
-    best_group = seeds[0] if seeds and seeds[0].get(f"{opt} mean") is not None else None
+    best_group, members = best_by_mean(rows, seeds, opt)
     if best_group is not None:  # the configuration with the best mean over seeds, not the luckiest seed
-        members = [r for r in rows if all(r["values"].get(k) == v for k, v in best_group["config"].items())]
         best = next(r for r in members if r["value"] is not None)
-        rerun = _rerun_command(best, seeds=[r["values"].get("seed") for r in sorted(members, key=lambda r: r["job"])])
+        rerun = _rerun_command(best, seeds=[r["values"].get("seed") for r in members])
     markdown = _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun,
                          best_group)
     if write and rows:
-        _write(sweep_dir, header, table, markdown, seeds, keys)
+        write_files(sweep_dir, header, table, markdown, seeds, keys)
     n_failed = sum(r["status"] not in ("completed", "incomplete", "pruned") for r in rows)  # failed, cancelled, timeout, ...
     n_done = sum(r["status"] == "completed" for r in rows)
     return {"rows": rows, "table": table, "markdown": markdown, "best": best, "rerun": rerun,
@@ -210,29 +209,11 @@ def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_name
     if seeds:
         lines += seed_lines(rows, varying, show, seeds, _fmt)
     if rerun and best_group is not None:
-        config = " ".join(f"{k}={v}" for k, v in best_group["config"].items() if k in varying) or "the common overrides"
-        lines += ["", f"Best configuration by its mean over seeds: `{config}`, {opt} = "
-                  f"{_fmt(best_group[opt + ' mean'])} ± {_fmt(best_group[opt + ' std'])} ({best_group['n']} seeds). "
-                  "Rerun it (every seed) with:", "", "```", rerun, "```"]
+        lines += best_group_lines(best_group, varying, opt, _fmt, rerun)
     elif rerun:
         lines += ["", f"Best: job {best['job']}, {opt} = {_fmt(best['value'])}. Rerun it with:", "",
                   "```", rerun, "```"]
     return "\n".join(lines) + "\n"
-
-
-def _write(sweep_dir: Path, header, table, markdown: str, seeds, keys) -> None:
-    with open(sweep_dir / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=header)
-        w.writeheader()
-        w.writerows(table)
-    (sweep_dir / "summary.md").write_text(markdown)
-    if seeds:
-        seed_header = list(dict.fromkeys(k for g in seeds for k in ["config", *g] if k != "config"))
-        with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=[*[k for k in keys if k != "seed"], *seed_header])
-            w.writeheader()
-            for g in seeds:
-                w.writerow({**g["config"], **{k: v for k, v in g.items() if k != "config"}})
 
 
 def print_report(result: dict, sweep_dir: Path) -> None:
