@@ -32,6 +32,7 @@ SKIP = {
     "make benchmark": "all cases, minutes; its script runs below with --only and a short budget",
     "make reproduce": "every course row on real data, hours on a CPU; its script runs below with --only",
 }
+SERVERS = ("tensorboard", "optuna-dashboard")  # started, asked to say where they listen, stopped
 NEEDS_GPU_OR_CLUSTER = ("trainer=ddp ", "trainer=gpu", "hydra/launcher=slurm ", "hydra/launcher=slurm_gpu")
 # Commands that run on the local SLURM cluster (scripts/slurm_local.sh; .ci/run starts it) and skip without one.
 ON_LOCAL_SLURM = ("hydra/launcher=slurm_cpu", "scripts/slurm_local.sh")
@@ -178,7 +179,7 @@ def test_readme_command_runs(sandbox, command, capfd):
         if reason:
             pytest.skip(reason)
     argv, cwd = prepare(command, sandbox["repo"])
-    if argv[-1] == "tensorboard" or argv[0] == "tensorboard":
+    if argv[-1] == "tensorboard" or argv[0] in SERVERS:
         return serve(argv, cwd, sandbox["env"])
     before = snapshot() if argv[1:2] == ["scripts/make_examples.py"] else None
     result = run(argv, cwd, sandbox["env"], capfd)
@@ -226,7 +227,7 @@ def snapshot() -> dict:
 
 def serve(argv: list[str], cwd: Path, env: dict) -> None:
     """A server command: it must come up and say where (then it is stopped)."""
-    proc = subprocess.Popen(argv if argv[0] != "tensorboard" else [str(BIN / "tensorboard"), *argv[1:]], cwd=cwd,
+    proc = subprocess.Popen([str(BIN / argv[0]), *argv[1:]] if argv[0] in SERVERS else argv, cwd=cwd,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:

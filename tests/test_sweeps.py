@@ -102,7 +102,30 @@ def test_summary_of_seed_repeats_and_incomplete_jobs(tmp_path):
     assert groups["0.1"]["val/acc std"] == pytest.approx(0.02)
     assert groups["0.01"]["n"] == 2 and groups["0.01"]["val/acc mean"] == pytest.approx(0.81)
     assert (sweep / "summary_seeds.csv").is_file() and "Over seeds" in (sweep / "summary.md").read_text()
-    assert result["rerun"] == "dlcourse-train experiment=iris_mlp optimizer.lr=0.1 seed=3"
+    assert result["rerun"] == "dlcourse-train -m experiment=iris_mlp optimizer.lr=0.1 seed=1,2,3"
+
+
+def test_a_seed_sweep_recommends_the_configuration_with_the_best_mean(tmp_path):
+    """The luckiest single seed (lr 0.01, seed 1) belongs to the configuration with the worse mean:
+    the best line and the rerun command name lr 0.1 over all its seeds."""
+    sweep = tmp_path / "sweep"
+    values = {("0.1", "1"): 0.90, ("0.1", "2"): 0.91, ("0.1", "3"): 0.92,
+              ("0.01", "1"): 0.97, ("0.01", "2"): 0.70, ("0.01", "3"): 0.71}
+    for i, ((lr, seed), acc) in enumerate(values.items()):
+        job = sweep / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create(["experiment=iris_mlp", f"optimizer.lr={lr}", f"seed={seed}"]),
+                       job / ".hydra" / "overrides.yaml")
+        OmegaConf.save(OmegaConf.create({"optimized_mode": "max"}), job / ".hydra" / "config.yaml")
+        (job / "metrics.json").write_text(json.dumps({
+            "status": "completed", "optimized_metric": "val/acc", "optimized_value": acc,
+            "val": {"val/acc": acc}, "test": {}, "epochs": 3, "wall_time_s": 1.0}))
+    result = summarize(sweep)
+    assert result["rows"][0]["values"]["optimizer.lr"] == "0.01"  # the table: the luckiest job first
+    assert result["rerun"] == "dlcourse-train -m experiment=iris_mlp optimizer.lr=0.1 seed=1,2,3"
+    assert result["best"]["values"]["optimizer.lr"] == "0.1"
+    md = (sweep / "summary.md").read_text()
+    assert "Best configuration by its mean over seeds: `optimizer.lr=0.1`, val/acc = 0.91 ± 0.01 (3 seeds)" in md
 
 
 def test_summary_of_jobs_a_cluster_ended(tmp_path, capsys):

@@ -78,6 +78,17 @@ def data_facts(dm) -> dict:
             "target_scale": getattr(dm, "target_scale", None)}  # regression targets trained in standard units
 
 
+def trial_pruning(cfg: DictConfig):
+    """The pruning callback of an Optuna trial (dlcourse.sweeps.pruning), or None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or OmegaConf.select(HydraConfig.get(), "sweeper.trial", default=None) is None:
+        return None
+    from dlcourse.sweeps.pruning import pruning_callback
+
+    return pruning_callback(cfg)
+
+
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not cfg.trainer.get("enable_progress_bar", True):  # the flag wins over a configured bar
@@ -87,6 +98,9 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = [instantiate(lg, _convert_="all") for lg in (cfg.get("logger") or {}).values() if lg is not None]
     if not loggers:  # nothing to monitor the lr into (Lightning would refuse to start)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    pruning = trial_pruning(cfg)
+    if pruning is not None:  # a trial of an Optuna study with a pruner (hydra.sweeper.pruner)
+        callbacks.append(pruning)
     make_trainer = instantiate(cfg.trainer, _partial_=True, _convert_="all")
     kwargs = {"callbacks": callbacks, "logger": loggers or False, "default_root_dir": cfg.paths.output_dir, **overrides}
     return make_trainer(**kwargs)

@@ -156,6 +156,9 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
         stopped_early=stopped_early, max_epochs=cfg.trainer.max_epochs,
         trainable_params=count_parameters(task.model, trainable_only=True), class_names=dm.class_names,
         **lr_find_record(found))
+    pruned = next((cb.pruned_epoch for cb in trainer.callbacks if getattr(cb, "pruned_epoch", None)), None)
+    if pruned is not None:  # an Optuna trial stopped by its pruner (dlcourse.sweeps.pruning)
+        record.update(status="pruned", pruned_epoch=pruned)
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", record)
         write_history(run_dir / "history.csv", history_rows(task.train_history, task.val_history))

@@ -35,7 +35,7 @@ def record_failure(cfg: DictConfig, error: BaseException | str, run_dir: str | P
                    status: str = "failed", overrides: list[str] | None = None) -> Path | None:
     """Write `<run_dir>/metrics.json` with status "failed" (or the state SLURM ended the job in:
     cancelled, timeout, node_fail, ...) and the error line (rank zero only), so the sweep summary lists
-    the job; `overrides` for a job that never started. A completed record already there is left alone."""
+    the job; `overrides` for a job that never started. A completed (or pruned) record already there is left alone."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from dlcourse.report import write_json
@@ -49,7 +49,7 @@ def record_failure(cfg: DictConfig, error: BaseException | str, run_dir: str | P
     path = Path(run_dir) / "metrics.json"
     if path.is_file():
         try:
-            if json.loads(path.read_text()).get("status") == "completed":
+            if json.loads(path.read_text()).get("status") in ("completed", "pruned"):
                 return path
         except (OSError, ValueError):
             pass
@@ -173,7 +173,7 @@ class SweepCallback(Callback):
         result = summarize(self.sweep_dir)
         if result["rows"]:
             print_report(result, self.sweep_dir)
-        bad = [r["status"] for r in result["rows"] if r["status"] != "completed"]
+        bad = [r["status"] for r in result["rows"] if r["status"] not in ("completed", "pruned")]
         if bad:  # failed, or ended by the cluster (cancelled, timeout, node_fail) or never heard of again
             states = "failed" if set(bad) == {"failed"} else f"did not complete ({status_counts(result['rows'])})"
             self.failed_line = (f"{len(bad)} of {len(result['rows'])} jobs {states}; "

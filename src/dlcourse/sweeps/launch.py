@@ -16,6 +16,7 @@ from dlcourse.isolation import restored_logging
 from dlcourse.runs import sweep_job
 
 LAUNCHER = "hydra_plugins.dlcourse.SlurmLauncher"  # see conf/hydra/launcher/slurm_cpu.yaml
+SWEEPER = "hydra_plugins.dlcourse_optuna.OptunaSweeper"  # see conf/hydra/sweeper/optuna.yaml
 
 MAX_CHECKED_JOBS = 1000
 
@@ -46,6 +47,7 @@ def sweep(overrides: list[str]) -> SweepOutcome:
                 from dlcourse.sweeps.slurm import SlurmLauncher
 
                 register_launcher(LAUNCHER, SlurmLauncher)
+            register_sweeper()
             hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=overrides)
     finally:  # also when the sweeper raised (e.g. Optuna once every trial failed): the summary is written
         callback = SweepCallback.current
@@ -53,6 +55,19 @@ def sweep(overrides: list[str]) -> SweepOutcome:
     if callback is None:  # a sweep without dlcourse's callback (hydra.callbacks replaced): no summary
         return SweepOutcome(None, None, None)
     return SweepOutcome(callback.sweep_dir, summary, callback.failed_line)
+
+
+def register_sweeper() -> None:
+    """Hydra finds the Optuna sweeper in the installed `hydra_plugins` package; an editable install
+    (pip install -e) hides that namespace package from Hydra's scan, so it is registered by name."""
+    from hydra.core.plugins import Plugins
+
+    from dlcourse.internals import register_launcher
+
+    if SWEEPER not in Plugins.instance().class_name_to_class:
+        from hydra_plugins.dlcourse_optuna import OptunaSweeper
+
+        register_launcher(SWEEPER, OptunaSweeper)
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:

@@ -45,3 +45,18 @@ def seed_lines(rows, varying, show, seeds, fmt) -> list[str]:
                    for n in show if not n.endswith(" std")], g["failed"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
+
+
+def best_by_mean(rows, seeds, opt) -> tuple[dict | None, list]:
+    """The configuration with the best mean over seeds (seed_groups sorts them) and its jobs in order."""
+    group = seeds[0] if seeds and seeds[0].get(f"{opt} mean") is not None else None
+    if group is None:
+        return None, []
+    members = [r for r in rows if all(r["values"].get(k) == v for k, v in group["config"].items())]
+    return group, sorted(members, key=lambda r: r["job"])
+
+
+def best_group_lines(group, varying, opt, fmt, rerun) -> list[str]:
+    config = " ".join(f"{k}={v}" for k, v in group["config"].items() if k in varying) or "the common overrides"
+    return ["", f"Best configuration by its mean over seeds: `{config}`, {opt} = {fmt(group[opt + ' mean'])} ± "
+            f"{fmt(group[opt + ' std'])} ({group['n']} seeds). Rerun it (every seed) with:", "", "```", rerun, "```"]

@@ -11,7 +11,6 @@ for a sweep that is still running or was interrupted:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import shlex
@@ -21,7 +20,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from dlcourse.sweeps.seeds import seed_groups, seed_lines
+from dlcourse.sweeps.files import write_files
+from dlcourse.sweeps.seeds import best_by_mean, best_group_lines, seed_groups, seed_lines
 
 # Overrides that start a sweep rather than a run: left out of the "rerun the best job" command.
 NOT_RERUN = ("hparams_search=", "hydra.", "+hydra.", "cv.fold=")
@@ -115,10 +115,15 @@ def summarize(sweep_dir: str | Path, write: bool = True) -> dict[str, Any]:
     best = next((r for r in rows if r["value"] is not None), None)
     rerun = _rerun_command(best) if best is not None else None
     seeds = seed_groups(rows, keys, opt, metric_names, mode) if "seed" in varying else []
-    markdown = _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun)
+    best_group, members = best_by_mean(rows, seeds, opt)
+    if best_group is not None:  # the configuration with the best mean over seeds, not the luckiest seed
+        best = next(r for r in members if r["value"] is not None)
+        rerun = _rerun_command(best, seeds=[r["values"].get("seed") for r in members])
+    markdown = _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun,
+                         best_group)
     if write and rows:
-        _write(sweep_dir, header, table, markdown, seeds, keys)
-    n_failed = sum(r["status"] not in ("completed", "incomplete") for r in rows)  # failed, cancelled, timeout, ...
+        write_files(sweep_dir, header, table, markdown, seeds, keys)
+    n_failed = sum(r["status"] not in ("completed", "incomplete", "pruned") for r in rows)  # failed, cancelled, timeout, ...
     n_done = sum(r["status"] == "completed" for r in rows)
     return {"rows": rows, "table": table, "markdown": markdown, "best": best, "rerun": rerun,
             "failed": n_failed, "completed": n_done, "seeds": seeds, "optimized_metric": opt, "mode": mode}
@@ -169,13 +174,17 @@ def _table(rows, keys, opt, std_names, metric_names) -> tuple[list[str], list[di
     return header, table
 
 
-def _rerun_command(best: dict) -> str:
+def _rerun_command(best: dict, seeds: list | None = None) -> str:
+    """The best job's command; with `seeds`, its configuration over all of them (a multirun)."""
     args = [o.removesuffix("=null") if o.startswith("~") else o  # Hydra saves `~key` as `~key=null`
             for o in best["overrides"] if not o.startswith(NOT_RERUN)]
+    if seeds:
+        args = ["-m", *[a for a in args if _parse_override(a)[0] != "seed"], "seed=" + ",".join(dict.fromkeys(map(str, seeds)))]
     return "dlcourse-train " + " ".join(shlex.quote(a) for a in args)
 
 
-def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun) -> str:
+def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_names, mode, seeds, best, rerun,
+              best_group=None) -> str:
     """summary.md: the overrides that differ, the main metrics, status and error."""
     show = [opt, *std_names]
     split_of_opt, _, base = opt.partition("/")
@@ -191,31 +200,20 @@ def _markdown(sweep_dir, rows, table, keys, varying, opt, std_names, metric_name
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r, t in zip(rows, table, strict=True):
         status = f"{r['status']}: {t['error']}".replace("|", "/") if t["error"] else r["status"]
+        if r["status"] == "pruned":  # an Optuna trial its pruner stopped (dlcourse.sweeps.pruning)
+            status = f"pruned at epoch {r['metrics'].get('pruned_epoch')}"
         cells = [r["job"], *[_short(r["values"].get(k, "")) for k in varying],
                  *[_fmt(r["value"]) if n == opt else _fmt(r["flat"].get(n)) for n in show],
                  _fmt(t["epochs"]), _fmt(t["wall_time_s"]), status]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if seeds:
         lines += seed_lines(rows, varying, show, seeds, _fmt)
-    if rerun:
+    if rerun and best_group is not None:
+        lines += best_group_lines(best_group, varying, opt, _fmt, rerun)
+    elif rerun:
         lines += ["", f"Best: job {best['job']}, {opt} = {_fmt(best['value'])}. Rerun it with:", "",
                   "```", rerun, "```"]
     return "\n".join(lines) + "\n"
-
-
-def _write(sweep_dir: Path, header, table, markdown: str, seeds, keys) -> None:
-    with open(sweep_dir / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=header)
-        w.writeheader()
-        w.writerows(table)
-    (sweep_dir / "summary.md").write_text(markdown)
-    if seeds:
-        seed_header = list(dict.fromkeys(k for g in seeds for k in ["config", *g] if k != "config"))
-        with open(sweep_dir / "summary_seeds.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=[*[k for k in keys if k != "seed"], *seed_header])
-            w.writeheader()
-            for g in seeds:
-                w.writerow({**g["config"], **{k: v for k, v in g.items() if k != "config"}})
 
 
 def print_report(result: dict, sweep_dir: Path) -> None:
