@@ -243,3 +243,30 @@ def test_dlcourse_eval_predicts_on_a_folder_and_on_one_image(image_run, tmp_path
     dlcourse_eval([f"ckpt_path={run}", f"predict={files[0]}", f"output={one}"])
     assert pd.read_csv(one).iloc[0].to_dict() == written.set_index("path").loc[str(files[0])].to_dict() | {"path": str(files[0])}
     assert f"wrote {len(files)} predictions to {out}" in capsys.readouterr().out
+
+
+def test_dlcourse_eval_never_writes_over_the_runs_own_files(iris_run, tmp_path, capsys):
+    """output= naming the checkpoint, metrics.json or a folder is one line, and every file stays as it was."""
+    ckpt = load(iris_run).checkpoint
+    before = {p: p.read_bytes() for p in [ckpt, iris_run / "metrics.json"]}
+    for output, words in ((ckpt, f"the run's own {ckpt.name}"), (iris_run / "metrics.json", "the run's own metrics.json"),
+                          (tmp_path, "is a folder")):
+        for extra in ([], ["predict=examples/flowers.csv"]):
+            with pytest.raises(SystemExit) as code:
+                dlcourse_eval([f"ckpt_path={iris_run}", f"output={output}", *extra])
+            err = capsys.readouterr().err
+            assert code.value.code == 2 and words in err and err.count("\n") == 1, err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_copied_run_directory_evaluates_its_own_checkpoint(iris_run, tmp_path):
+    """metrics.json's best_checkpoint is an absolute path into the original run: a copy uses its own file."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(iris_run, copy, symlinks=True)
+    original = json.loads((iris_run / "metrics.json").read_text())["best_checkpoint"]
+    assert Path(original).is_relative_to(iris_run)
+    assert load(copy).checkpoint == copy / "checkpoints" / Path(original).name
+    (copy / "metrics.json").write_text("{not json")  # a malformed metrics.json: the last checkpoint, no traceback
+    assert load(copy).checkpoint == copy / "checkpoints" / "last.ckpt"

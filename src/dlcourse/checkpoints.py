@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -46,3 +47,18 @@ def restore_rng(state: dict | None) -> None:
         torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resolve_checkpoint(value) -> Path:
+    """A .ckpt file, or a run directory: its best checkpoint (from metrics.json), else last.ckpt."""
+    path = Path(value)
+    if path.is_dir():  # metrics.json is data: its best checkpoint is looked for in this run's checkpoints/ only
+        try:
+            best = json.loads((path / "metrics.json").read_text()).get("best_checkpoint")
+        except (OSError, ValueError, AttributeError):
+            best = None
+        best = path / "checkpoints" / Path(best).name if isinstance(best, str) and best else None
+        path = best if best is not None and best.is_file() else path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={str(value)!r}: no such checkpoint file")
+    return path

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dlcourse.cli_args import parse_key_values
 from dlcourse.errors import DataError, DlcourseError, fail
-from dlcourse.report import write_json
+from dlcourse.report import write_json, write_text
 
 if TYPE_CHECKING:
     from dlcourse.predictor import Predictor
@@ -35,11 +35,25 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
     return own, dotlist
 
 
+def check_output(output: Path, p: Predictor, inputs: Path | None = None) -> None:
+    """Before anything is computed: an output that is a folder, the inputs, or a file the run itself
+    holds (its checkpoints, metrics.json, history.csv, config) is refused in one line."""
+    target = output.resolve()
+    run = p.run_dir.resolve()
+    own = target.parent == run and target.name in ("metrics.json", "history.csv") or run / "checkpoints" in target.parents \
+        or run / ".hydra" in target.parents or target == p.checkpoint.resolve()
+    if output.is_dir():
+        raise DataError(f"output={str(output)!r} is a folder; name a file")
+    if inputs is not None and target == inputs.resolve():
+        raise DataError(f"output={str(output)!r} would overwrite the inputs; choose another file")
+    if own:
+        raise DataError(f"output={str(output)!r} would overwrite the run's own {target.name}; choose another file")
+
+
 def predict(p: Predictor, inputs: Path, output: Path) -> int:
     """The predictions on `inputs`, written to `output` (a CSV: the inputs, then the prediction columns)."""
     result = p.predict(inputs)  # a CSV's rows; an image file or a folder of images (a row per file, with its path)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.to_csv(output, index=False)
+    write_text(output, result.to_csv(index=False))  # whole or not at all
     return len(result)
 
 
@@ -56,16 +70,16 @@ def main(argv: list[str] | None = None) -> None:
         if "predict" in own:
             inputs = Path(own["predict"])
             output = Path(own.get("output") or inputs.with_name(inputs.stem + "_predictions.csv"))
-            if output.resolve() == inputs.resolve():
-                raise DataError(f"output={str(output)!r} would overwrite the inputs; choose another file")
+            check_output(output, p, inputs)
             n = predict(p, inputs, output)
             print(f"wrote {n} predictions to {output}")
             return
         split = own.get("split", "test")
+        out = Path(own.get("output") or p.run_dir / f"eval_{split}.json")
+        check_output(out, p)
         metrics = p.evaluate(split)
     except DlcourseError as e:
         fail(str(e), e.exit_code)
-    out = Path(own.get("output") or p.run_dir / f"eval_{split}.json")
     write_json(out, {"checkpoint": str(path), "split": split, **metrics})
     print(json.dumps(metrics, indent=2))
     print(f"written to {out}")

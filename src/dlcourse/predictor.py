@@ -9,7 +9,6 @@ evaluates on its data, exactly as `dlcourse-eval` (dlcourse.evaluate, the comman
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from omegaconf import OmegaConf
 
 from dlcourse import predictor_inputs
 from dlcourse.build import build_datamodule, build_model
-from dlcourse.checkpoints import read_checkpoint
+from dlcourse.checkpoints import read_checkpoint, resolve_checkpoint
 from dlcourse.config.validate import validate
 from dlcourse.errors import CheckpointError, ConfigError, DataError
 from dlcourse.report import accuracy_interval
@@ -27,18 +26,6 @@ from dlcourse.task import Task
 
 CSV_SUFFIXES = (".csv", ".tsv")
 CHUNK = 256  # images per forward pass: a large folder of images is not one batch
-
-
-def resolve_checkpoint(value) -> Path:
-    """A .ckpt file, or a run directory: its best checkpoint (from metrics.json), else last.ckpt."""
-    path = Path(value)
-    if path.is_dir():
-        metrics = path / "metrics.json"
-        best = json.loads(metrics.read_text()).get("best_checkpoint") if metrics.is_file() else None
-        path = Path(best) if best and Path(best).is_file() else path / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise CheckpointError(f"ckpt_path={str(value)!r}: no such checkpoint file")
-    return path
 
 
 def read(path: Path, dotlist: list[str]):
