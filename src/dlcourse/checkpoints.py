@@ -52,13 +52,16 @@ def restore_rng(state: dict | None) -> None:
 def resolve_checkpoint(value) -> Path:
     """A .ckpt file, or a run directory: its best checkpoint (from metrics.json), else last.ckpt."""
     path = Path(value)
-    if path.is_dir():  # metrics.json is data: its best checkpoint is looked for in this run's checkpoints/ only
+    if path.is_dir():  # metrics.json is data: its best checkpoint counts only inside this run directory
         try:
             best = json.loads((path / "metrics.json").read_text()).get("best_checkpoint")
         except (OSError, ValueError, AttributeError):
             best = None
-        best = path / "checkpoints" / Path(best).name if isinstance(best, str) and best else None
-        path = best if best is not None and best.is_file() else path / "checkpoints" / "last.ckpt"
+        named = Path(best) if isinstance(best, str) and best else Path("last.ckpt")
+        # the file named (inside this run), this run's own copy of it (a copied run directory), last.ckpt
+        candidates = [path / named, path / "checkpoints" / named.name]
+        inside = [c for c in candidates if c.is_file() and c.resolve().is_relative_to(path.resolve())]
+        path = inside[0] if inside else path / "checkpoints" / "last.ckpt"
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={str(value)!r}: no such checkpoint file")
     return path
