@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,58 @@ def level_series_run(tmp_path_factory, *overrides: str) -> tuple[Path, np.ndarra
     run = trained(tmp_path_factory, "data=csv_series", f"data.path={path}", "data.n_steps=10", "data.horizon=2",
                   *overrides)
     return run, values
+
+
+def one_line(error: pytest.ExceptionInfo) -> str:
+    """The message of a raised DlcourseError, checked to be one line."""
+    from dlcourse.errors import DlcourseError
+
+    assert isinstance(error.value, DlcourseError)
+    text = str(error.value)
+    assert text and "\n" not in text
+    return text
+
+
+@contextmanager
+def local_server(argv: list[str], log: Path, cwd: Path | None = None):
+    """A web server of a package's own (`mlflow ui`, `optuna-dashboard`) on a free loopback port, as
+    a user starts it: yields `ask(path, body=None)`, which waits (bounded) for the first answer and
+    returns the response's JSON or bytes. The server and its workers are stopped afterwards."""
+    import json
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = open(log, "w")
+    server = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, stdout=out,
+                              stderr=subprocess.STDOUT, start_new_session=True)  # its own process group
+
+    def request(path: str, body: dict | None):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            data = r.read()
+            return json.loads(data) if "json" in r.headers.get("Content-Type", "") else data
+
+    def ask(path: str, body: dict | None = None):
+        for _ in range(120):  # bounded: up to a minute for the server to start
+            try:
+                return request(path, body)
+            except OSError:
+                assert server.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.5)
+        raise AssertionError(f"{argv[0]} did not answer on port {port}")
+
+    try:
+        yield ask
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        out.close()
 
 
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 300,

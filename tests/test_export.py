@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import image_folder_run, level_series_run, trained, write_table
+from conftest import image_folder_run, level_series_run, one_line, trained, write_table
 from dlcourse.data.image_folder import image_files, read_image
 from dlcourse.errors import DlcourseError
 from dlcourse.evaluate import main as dlcourse_eval
@@ -66,13 +66,6 @@ def both_formats(run, tmp_path: Path) -> dict:
 
 def sidecar(path: Path) -> dict:
     return json.loads(path.with_name(path.name + ".json").read_text())
-
-
-def one_line(error: pytest.ExceptionInfo) -> str:
-    assert isinstance(error.value, DlcourseError)
-    text = str(error.value)
-    assert text and "\n" not in text
-    return text
 
 
 # -- a table ---------------------------------------------------------------------------------------------

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow  # the test extra installs it (pip install -e ".[test]"), as the `mlflow` extra does for users
@@ -19,7 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import make_cfg
+from conftest import local_server, make_cfg
 from dlcourse.compose import compose, job_config, start, stop
 from dlcourse.config.validate import validate
 from dlcourse.errors import ConfigError
@@ -92,40 +86,14 @@ def test_an_mlflow_run_reads_back_with_its_params_curves_results_figures_and_mod
 def test_mlflow_ui_shows_the_run(mlflow_run):
     """`mlflow ui --backend-store-uri sqlite:///<output root>/mlflow.db`, asked as its web page asks it."""
     root, _, run_dir = mlflow_run
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ui = Path(sys.executable).with_name("mlflow")
-    out = open(root / "mlflow_ui.log", "w")
-    server = subprocess.Popen([str(ui), "ui", "--backend-store-uri", store(root), "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1"], stdout=out, stderr=subprocess.STDOUT,
-                              start_new_session=True)  # its own process group: the server and its workers
-
-    def ask(path: str, body: dict | None = None) -> bytes:
-        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.read()
-
-    try:
-        for _ in range(120):  # bounded: up to a minute for the server to start
-            try:
-                experiments = json.loads(ask("/api/2.0/mlflow/experiments/search", {"max_results": 10}))
-                break
-            except OSError:
-                assert server.poll() is None, (root / "mlflow_ui.log").read_text()[-2000:]
-                time.sleep(0.5)
-        else:
-            raise AssertionError("mlflow ui did not answer")
+    ui = [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", store(root), "--workers", "1"]
+    with local_server(ui, root / "mlflow_ui.log") as ask:
+        experiments = ask("/api/2.0/mlflow/experiments/search", {"max_results": 10})
         (exp,) = [e for e in experiments["experiments"] if e["name"] == "iris_mlp"]
-        (found,) = json.loads(ask("/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]}))["runs"]
+        (found,) = ask("/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
         assert found["info"]["run_name"] == run_dir.name
         png = ask(f"/get-artifact?path=figures/confusion_matrix.png&run_uuid={found['info']['run_id']}")
         assert png == (run_dir / "figures" / "confusion_matrix.png").read_bytes()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        out.close()
 
 
 def test_a_csv_run_has_one_row_per_epoch_then_its_test_metrics(tmp_path):

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 import dlcourse
-from conftest import image_folder_run, level_series_run
-from dlcourse.errors import CheckpointError, ConfigError, DataError, DlcourseError
+from conftest import image_folder_run, level_series_run, one_line
+from dlcourse.errors import CheckpointError, ConfigError, DataError
 from dlcourse.evaluate import main as dlcourse_eval
 from dlcourse.predictor import Predictor, load
 
@@ -39,13 +39,6 @@ def flowers() -> pd.DataFrame:
     return pd.DataFrame({"id": ["a", "b", "c", "d"], "petal_width": [0.2, 2.3, 1.3, 1.8],
                          "sepal_length": [5.1, 6.9, 5.7, 6.3], "sepal_width": [3.5, 3.1, 2.8, 2.9],
                          "petal_length": [1.4, 5.8, 4.1, 5.6]})  # any column order, an extra column kept
-
-
-def one_line(error: pytest.ExceptionInfo) -> str:
-    assert isinstance(error.value, DlcourseError)
-    text = str(error.value)
-    assert text and "\n" not in text
-    return text
 
 
 # -- tables -------------------------------------------------------------------------------------------------

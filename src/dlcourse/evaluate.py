@@ -38,10 +38,9 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
 def check_output(output: Path, p: Predictor, inputs: Path | None = None) -> None:
     """Before anything is computed: an output that is a folder, the inputs, or a file the run itself
     holds (its checkpoints, metrics.json, history.csv, config) is refused in one line."""
-    target = output.resolve()
-    run = p.run_dir.resolve()
-    own = target.parent == run and target.name in ("metrics.json", "history.csv") or run / "checkpoints" in target.parents \
-        or run / ".hydra" in target.parents or target == p.checkpoint.resolve()
+    target, run = output.resolve(), p.run_dir.resolve()
+    own = (target == p.checkpoint.resolve() or target in (run / "metrics.json", run / "history.csv")
+           or run / "checkpoints" in target.parents or run / ".hydra" in target.parents)
     if output.is_dir():
         raise DataError(f"output={str(output)!r} is a folder; name a file")
     if inputs is not None and target == inputs.resolve():

@@ -188,8 +188,8 @@ class Predictor:
         return {"prediction" if flat.shape[1] == 1 else f"prediction_{j}": flat[:, j].numpy() for j in range(flat.shape[1])}
 
     def _from_array(self, x) -> torch.Tensor:
-        kind = {"image": "image_array", "sequence": "series_array"}.get(self.inputs, "table_array")
-        return getattr(predictor_inputs, kind)(self, x)
+        convert = {"image": predictor_inputs.image_array, "sequence": predictor_inputs.series_array}
+        return convert.get(self.inputs, predictor_inputs.table_array)(self, x)
 
     def _predict_files(self, x):
         import pandas as pd

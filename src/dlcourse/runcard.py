@@ -53,10 +53,13 @@ def git_state(folder: str | None = None) -> dict | None:
         return out.stdout.strip() if out.returncode == 0 else None
 
     root = git("rev-parse", "--show-toplevel")
-    if root is None:
+    status = git("status", "--porcelain=v2", "--branch") if root is not None else None  # commit and changes at once
+    if status is None:
         return None
-    status = git("status", "--porcelain")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None, "root": root}
+    lines = status.splitlines()
+    oid = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    return {"commit": None if oid == "(initial)" else oid, "dirty": any(not line.startswith("#") for line in lines),
+            "root": root}
 
 
 def cpu_name() -> str:
