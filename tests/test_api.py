@@ -142,7 +142,7 @@ def test_example_notebook_runs_in_a_jupyter_kernel(tmp_path):
 
     notebook = nbformat.read(REPO / "examples" / "notebook.ipynb", as_version=4)
     parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-    parameters.source = "EPOCHS = 2"
+    parameters.source = "EPOCHS = 2\nFINDER_STEPS = 20"
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError with the cell's traceback if a cell fails

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import run_cli, write_fake_mnist
+from conftest import local_server, run_cli, write_fake_mnist
 from test_sweeps import TINY, read_summary, sweep_dirs
 
 # A space of 4 parameter sets (the search config's others fixed on the command line).
@@ -23,10 +23,12 @@ def load(tmp_path, name="gaussian_mlp"):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
 
 
-def test_running_the_search_again_continues_the_study_with_new_points(tmp_path):
+def test_running_the_search_again_continues_the_study_with_new_points(tmp_path, monkeypatch):
+    import dlcourse
+
+    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))  # in this process: the same sweep as the command line's
     for _ in range(2):
-        r = run_cli([*SMALL_SPACE, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+        assert dlcourse.sweep(*SMALL_SPACE[1:], "hydra.sweeper.n_trials=2").failed_line is None
     study = load(tmp_path)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
     sets = [tuple(sorted(t.params.items())) for t in study.trials]
@@ -34,12 +36,15 @@ def test_running_the_search_again_continues_the_study_with_new_points(tmp_path):
     assert [len(read_summary(s)) for s in sweep_dirs(tmp_path)] == [2, 2]
 
 
-def test_a_pruner_stops_a_trial_that_cannot_learn(tmp_path):
-    r = run_cli(["-m", *TINY, "hparams_search=gaussian_mlp", "logger=none", "model.hidden=[16]", "model.dropout=0",
-                 "trainer.max_epochs=4", "optimizer.lr=choice(0.3,1e-9)", "data.batch_size=choice(25,50)",
-                 "hydra.sweeper.n_trials=4",
-                 "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:1}"], cwd=tmp_path)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+def test_a_pruner_stops_a_trial_that_cannot_learn(tmp_path, monkeypatch):
+    import dlcourse
+
+    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))
+    result = dlcourse.sweep(*TINY, "hparams_search=gaussian_mlp", "logger=none", "model.hidden=[16]", "model.dropout=0",
+                            "trainer.max_epochs=4", "optimizer.lr=choice(0.3,1e-9)", "data.batch_size=choice(25,50)",
+                            "hydra.sweeper.n_trials=4",
+                            "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:1}")
+    assert result.failed_line is None  # a pruned trial is not a failure (the command line exits 0)
     study = load(tmp_path)
     states = [t.state.name for t in study.trials]
     assert "PRUNED" in states and len(states) == 4, states
@@ -76,47 +81,19 @@ def test_every_shipped_search_runs_a_two_trial_study(tmp_path, name):
     assert [row["status"] for row in read_summary(sweep)] == ["completed"] * 2
 
 
-def test_optuna_dashboard_shows_the_study(tmp_path):
+def test_optuna_dashboard_shows_the_study(tmp_path, monkeypatch):
     """`optuna-dashboard sqlite:///outputs/<name>/optuna.db --host 127.0.0.1` (README), asked through
     its HTTP API for the study's trials, then stopped."""
-    import os
-    import signal
-    import socket
-    import subprocess
     import sys
-    import time
-    import urllib.request
     from pathlib import Path
 
-    r = run_cli([*SMALL_SPACE, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = open(tmp_path / "dashboard.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("optuna-dashboard")),
-                               "sqlite:///outputs/gaussian_mlp/optuna.db", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    import dlcourse
 
-    def ask(path: str) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
-            return json.loads(resp.read())
-
-    try:
-        for _ in range(120):  # bounded: up to a minute for the server to start
-            try:
-                studies = ask("/api/studies")["study_summaries"]
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "dashboard.log").read_text()[-2000:]
-                time.sleep(0.5)
-        else:
-            raise AssertionError("optuna-dashboard did not answer")
-        (study,) = [s for s in studies if s["study_name"] == "gaussian_mlp"]
+    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))
+    assert dlcourse.sweep(*SMALL_SPACE[1:], "hydra.sweeper.n_trials=2").failed_line is None
+    dashboard = [str(Path(sys.executable).with_name("optuna-dashboard")), "sqlite:///outputs/gaussian_mlp/optuna.db"]
+    with local_server(dashboard, tmp_path / "dashboard.log", cwd=tmp_path) as ask:
+        (study,) = [s for s in ask("/api/studies")["study_summaries"] if s["study_name"] == "gaussian_mlp"]
         trials = ask(f"/api/studies/{study['study_id']}")["trials"]
         assert [t["state"] for t in trials] == ["Complete"] * 2
         assert {p["name"] for p in trials[0]["params"]} == {"optimizer.lr", "model.dropout"}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        out.close()
