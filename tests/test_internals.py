@@ -148,3 +148,74 @@ def test_event_file_writer_reopens_a_closed_summary_writer(tmp_path):
     assert callable(file_writer.add_summary) and file_writer.get_logdir() == str(tmp_path)
     writer.close()
     assert internals.event_file_writer(object()) is None  # not a TensorBoard logger
+
+
+def test_published_values_reach_early_stopping_and_the_progress_bar():
+    """EarlyStopping and ModelCheckpoint read `trainer.callback_metrics`; the bar reads
+    `progress_bar_metrics`: values put there directly steer them as self.log's would."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    internals.publish_callback_metrics(trainer, {"val/loss": torch.tensor(0.5)}, {"val/loss": 0.5})
+    assert float(trainer.callback_metrics["val/loss"]) == 0.5 and trainer.progress_bar_metrics["val/loss"] == 0.5
+    stop = EarlyStopping(monitor="val/loss", patience=0)
+    should_stop, _ = stop._evaluate_stopping_criteria(trainer.callback_metrics["val/loss"])
+    assert not should_stop and float(stop.best_score) == 0.5  # it read the published value
+
+
+def test_learning_rates_come_under_the_monitors_names(tmp_path):
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    class Model(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.layer(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=0.003)
+
+    seen = []
+
+    class Probe(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            seen.append(internals.learning_rates(monitor, trainer, "epoch"))
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    monitor = LearningRateMonitor()
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=4)
+    L.Trainer(max_epochs=1, logger=CSVLogger(tmp_path), enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, accelerator="cpu", callbacks=[monitor, Probe()]).fit(Model(), data)
+    assert seen == [{"lr-Adam": 0.003}]
+
+
+def test_progress_bars_take_their_training_text_from_the_private_hook():
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    assert "self._get_train_description(" in inspect.getsource(RichProgressBar)
+    for bar in (RichProgressBar, TQDMProgressBar):
+        assert internals.attached_trainer(bar()) is None  # `trainer` itself raises before attach
+
+    class Bar(internals.TrainDescription, RichProgressBar):
+        def epoch_text(self, current_epoch):
+            return f"epoch {current_epoch + 1}"
+
+    assert Bar()._get_train_description(2) == "epoch 3"
+
+
+def test_a_failed_hydra_job_holds_its_exception():
+    from hydra.core.utils import JobReturn, JobStatus
+
+    error = ValueError("boom")
+    ret = JobReturn(status=JobStatus.FAILED, _return_value=error)
+    assert internals.failed_job_error(ret) is error
+    assert list(inspect.signature(internals.run_hydra_job).parameters) == ["task_function", "cfg", "job_dir_key",
+                                                                         "callbacks"]
+    from hydra.core.utils import run_job
+
+    assert {"task_function", "config", "job_dir_key", "job_subdir_key", "hydra_context"} <= set(
+        inspect.signature(run_job).parameters)

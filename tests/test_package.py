@@ -61,13 +61,14 @@ def test_every_package_is_in_the_wheel_list():
     assert found | {"dlcourse.conf"} == listed
 
 
-def _imports(path: Path) -> set[str]:
-    """dlcourse modules a module imports at its top level (imports inside functions are lazy on purpose)."""
-    tree = ast.parse(path.read_text())
+def _imports(path: Path, modules) -> set[str]:
+    """dlcourse modules a module imports, at its top level or inside a function (a lazy import still
+    makes a circle: the two modules then depend on each other's state at call time)."""
     found = set()
-    for node in tree.body:
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dlcourse"):
             found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules}
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("dlcourse")}
     return found
@@ -76,15 +77,73 @@ def _imports(path: Path) -> set[str]:
 def test_no_import_cycles():
     modules = {".".join(p.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__"): p
                for p in SRC.rglob("*.py")}
-    graph = {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    graph = {name: {m for m in _imports(path, modules) if m in modules and m != name} for name, path in modules.items()}
+
+    circles, done = [], set()
 
     def visit(name: str, trail: list[str]) -> None:
-        assert name not in trail, " -> ".join([*trail[trail.index(name):], name])
-        for dep in graph[name]:
+        if name in trail:
+            circles.append(" -> ".join([*trail[trail.index(name):], name]))
+            return
+        if name in done:
+            return
+        for dep in sorted(graph[name]):
             visit(dep, [*trail, name])
+        done.add(name)
 
-    for name in graph:
+    for name in sorted(graph):
         visit(name, [])
+    assert not circles, circles
+
+
+# Names with a leading underscore that are not private members: Hydra's config keys.
+NOT_PRIVATE = {"_target_", "_partial_", "_args_", "_recursive_", "_convert_"}
+
+
+def _own_names() -> set[str]:
+    """Every name dlcourse defines or assigns (its own private members included)."""
+    own = set()
+    for p in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                own.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.id)
+    return own
+
+
+def _private_uses(path: Path, own: set[str]) -> list[str]:
+    """`x._name` where `_name` is not a name dlcourse defines itself."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and node.attr not in NOT_PRIVATE | own):
+            found.append(f"{path.relative_to(REPO)}:{node.lineno} .{node.attr}")
+    return found
+
+
+def test_no_private_member_of_another_library_outside_internals():
+    """Lightning's, Hydra's, submitit's and TensorBoard's private members are read, written or overridden
+    only in dlcourse/internals.py, where tests/test_internals.py pins each one."""
+    import importlib
+
+    own = _own_names()
+    found = [use for p in SRC.rglob("*.py") if p.name != "internals.py" for use in _private_uses(p, own)]
+    for p in SRC.rglob("*.py"):  # a private method of a base class overridden in a dlcourse class
+        if p.name == "internals.py" or "hydra_plugins" in p.parts:
+            continue
+        name = ".".join(p.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__")
+        for node in [n for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.ClassDef)]:
+            methods = [f.name for f in node.body
+                       if isinstance(f, ast.FunctionDef) and f.name.startswith("_") and not f.name.startswith("__")]
+            if methods:
+                cls = getattr(importlib.import_module(name), node.name)
+                bases = [b for b in cls.__mro__[1:] if not b.__module__.startswith("dlcourse")]
+                found += [f"{name}.{node.name}.{m} overrides a private member" for m in methods
+                          if any(m in vars(b) for b in bases)]
+    assert not found, found
 
 
 def test_files_and_functions_are_short():

@@ -179,18 +179,12 @@ def pin_run_dir(cfg: DictConfig) -> Path:
 
 def start_job(prepared, cfg: DictConfig) -> None:
     """Hydra's job: the run directory's .hydra/ and train.log, the working directory, then the run."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.utils import run_job
-    from hydra.types import HydraContext
-
-    from dlcourse.internals import set_ddp_rank_command
+    from dlcourse.internals import run_hydra_job, set_ddp_rank_command
     from dlcourse.sweeps.jobs import ddp_rank_command
 
     set_ddp_rank_command(ddp_rank_command)
-    context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=_NoCallbacks())
     with restored_logging():  # the run's log handlers end with it (a notebook, tests: this process goes on)
-        result = run_job(task_function=partial(_run_job, prepared), config=cfg, job_dir_key="hydra.run.dir",
-                         job_subdir_key=None, hydra_context=context)
+        result = run_hydra_job(partial(_run_job, prepared), cfg, "hydra.run.dir", _NoCallbacks())
     value = result.return_value  # re-raises an unexpected error of the job
     if isinstance(value, DlcourseError):
         raise value

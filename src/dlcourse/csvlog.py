@@ -45,6 +45,5 @@ class CSVLogger(EpochRows, LightningCSVLogger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        if self._experiment is not None:
-            self._write_pending()
+        self._write_pending()  # rows held back for their validation values, if any
         super().finalize(status)

@@ -1,4 +1,5 @@
-"""Every use of a private member of Lightning, Hydra or a TensorBoard writer, in one place.
+"""Every use of a private member of Lightning, Hydra or a TensorBoard writer, in one place: no other
+module of dlcourse reads, writes or overrides one (tests/test_package.py checks).
 
 Each is here because the public API has no equivalent that keeps dlcourse's speed or behaviour;
 tests/test_internals.py pins every one (it fails when a release renames or changes it), and
@@ -44,6 +45,49 @@ def event_file_writer(experiment):
     for another kind of logger. Figures pass their PNG bytes to it, encoded once."""
     get = getattr(experiment, "_get_file_writer", None)
     return get() if callable(get) else None
+
+
+def publish_callback_metrics(trainer, values: dict, bar_values: dict) -> None:
+    """Epoch values into the dicts early stopping, checkpointing and the progress bar read: what
+    LightningModule.log fills, at about 2 ms per key and call (dlcourse.metrics.publish)."""
+    trainer.callback_metrics.update(values)
+    trainer.progress_bar_metrics.update(bar_values)
+
+
+def learning_rates(monitor, trainer, interval: str) -> dict[str, float]:
+    """The learning rates a LearningRateMonitor would log now, under its own names (`lr-Adam`, ...)."""
+    return monitor._extract_stats(trainer, interval)
+
+
+def attached_trainer(callback):
+    """The trainer a progress bar is attached to, or None (its `trainer` property raises instead)."""
+    return callback._trainer
+
+
+class TrainDescription:
+    """Mixin for Lightning's progress bars: the training bar's text comes from `epoch_text` (the Rich
+    bar builds it in a private hook; the tqdm bar's text is set by dlcourse's own bar)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return self.epoch_text(current_epoch)
+
+
+def failed_job_error(job_return) -> BaseException:
+    """The exception a failed Hydra job ended with (JobReturn.return_value raises it, after printing
+    a line to stderr that a sweep's own failure record replaces)."""
+    return job_return._return_value
+
+
+def run_hydra_job(task_function, cfg, job_dir_key: str, callbacks):
+    """Hydra's job runner outside `@hydra.main`: the run directory, .hydra/, the job's logging and
+    working directory, as `hydra.main` would set them up, on a config dlcourse composed itself."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext
+
+    context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=callbacks)
+    return run_job(task_function=task_function, config=cfg, job_dir_key=job_dir_key, job_subdir_key=None,
+                   hydra_context=context)
 
 
 def register_launcher(target: str, clazz) -> None:

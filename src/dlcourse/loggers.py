@@ -103,8 +103,8 @@ def log_final(lg, hparams: dict, record: dict, summary: str = "") -> None:
         lg.log_metrics(best)  # its test values came per epoch, from publish
     if isinstance(lg, LightningMLFlowLogger):
         upload_run_files(lg, record, summary, checkpoint=getattr(lg, "log_best_checkpoint", False))
-        log.info("MLflow: mlflow ui --backend-store-uri %s (experiment %s, run %s)", lg._tracking_uri,
-                 lg._experiment_name, lg._run_name or lg.run_id)
+        log.info("MLflow: mlflow ui --backend-store-uri %s (experiment %s, run %s)", getattr(lg, "store_uri", "?"),
+                 getattr(lg, "experiment_name", lg.name), getattr(lg, "run_name", None) or lg.run_id)
 
 
 def log_figures(loggers, paths: list[Path]) -> None:

@@ -11,6 +11,7 @@ from torchmetrics import regression as R
 from torchmetrics.utilities import dim_zero_cat
 
 from dlcourse.config.types import DEFAULT_LOSS, LOSSES  # noqa: F401  (torch-free: validation reads them too)
+from dlcourse.internals import publish_callback_metrics
 
 
 def resolve_loss(task: str, loss: str) -> str:
@@ -166,8 +167,7 @@ def publish(trainer, values: dict[str, torch.Tensor], epoch: int, step: int) -> 
     values = {k: v.detach() for k, v in values.items()}
     if trainer.sanity_checking:
         return
-    trainer.callback_metrics.update(values)
-    trainer.progress_bar_metrics.update({k: float(v) for k, v in values.items() if k.endswith(("loss", "acc"))})
+    publish_callback_metrics(trainer, values, {k: float(v) for k, v in values.items() if k.endswith(("loss", "acc"))})
     if trainer.is_global_zero:
         scalars = {k: float(v) for k, v in values.items()}
         scalars["epoch"] = float(epoch)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
-from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from dlcourse.errors import ConfigError
@@ -96,22 +95,11 @@ class MLFlowLogger(EpochRows, LightningMLFlowLogger):
             super().__init__(experiment_name=experiment_name, run_name=run_name, tracking_uri=uri, tags=tags,
                              log_model=log_model, prefix=prefix, artifact_location=artifact_location,
                              run_id=run_id, synchronous=synchronous)
+            if run_id is None:
+                _create_experiment(uri, experiment_name, artifact_location)
         self.log_best_checkpoint = log_best_checkpoint
         self.run_dir, self.store_uri = run_dir, uri
-
-    @property
-    @rank_zero_experiment
-    def experiment(self):
-        """The MlflowClient; the first call creates the run (and its experiment: quietly, and once)."""
-        if not self._initialized and self._run_id is None and self._experiment_id is None:
-            with store_lock(self._tracking_uri):
-                found = self._mlflow_client.get_experiment_by_name(self._experiment_name)
-                if found is not None and found.lifecycle_stage != "deleted":
-                    self._experiment_id = found.experiment_id
-                else:  # a deleted experiment still holds its name: MLflow says so, in one line
-                    self._experiment_id = self._mlflow_client.create_experiment(
-                        self._experiment_name, artifact_location=self._artifact_location)
-        return super().experiment
+        self.experiment_name, self.run_name = experiment_name, run_name
 
     @rank_zero_only
     def log_metrics(self, metrics, step: int | None = None) -> None:
@@ -132,6 +120,21 @@ class MLFlowLogger(EpochRows, LightningMLFlowLogger):
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
-        if self._initialized:
-            self._write_pending()
+        self._write_pending()  # rows held back for their validation values, if any
         super().finalize(status)
+
+
+def _create_experiment(uri: str, name: str, artifact_location: str | None) -> None:
+    """The experiment, created here under the store's lock where it is missing: Lightning's logger then
+    finds it by name, without its "not found, creating it" warning and without two jobs of a sweep
+    racing to create it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        client.create_experiment(name, artifact_location=artifact_location)
+    elif found.lifecycle_stage == "deleted":
+        raise ConfigError("logger.experiment_name", name,
+                          f"an experiment of that name was deleted in {uri}: restore it "
+                          f"(mlflow experiments restore) or choose another name")

@@ -160,8 +160,8 @@ def viewer_lines(run_dir: Path, loggers=None) -> list[str]:
         if kind == "TensorBoardLogger":
             lines.append(f"TensorBoard:   tensorboard --logdir {run_dir}")
         elif kind == "MLFlowLogger":
-            uri = getattr(lg, "store_uri", None) or getattr(lg, "_tracking_uri", "")
-            lines.append(f"MLflow:        mlflow ui --backend-store-uri {uri}")
+            uri = getattr(lg, "store_uri", None)  # dlcourse's logger; Lightning's keeps its store private
+            lines.append(f"MLflow:        mlflow ui --backend-store-uri {uri}" if uri else "MLflow:        mlflow ui")
         elif kind == "CSVLogger":
             lines.append(f"CSV:           {Path(lg.log_dir) / 'metrics.csv'}")
     return lines

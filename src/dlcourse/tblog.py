@@ -18,6 +18,8 @@ import os
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from dlcourse.internals import event_file_writer
+
 # metrics.json prefix -> sub-run. Test and best values are written once, by `log_results`.
 SUBRUNS = {"train": "train", "val": "validation"}
 RESULT_SUBRUNS = {"val": "best", "test": "test"}
@@ -69,7 +71,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
                  if k.split("/")[0] in RESULT_SUBRUNS and k in results]
         names += [(SUBRUNS[k.split("/")[0]], k.split("/", 1)[1], f"{k} (last epoch)") for k in metric_order
                   if k.split("/")[0] in SUBRUNS and k not in results]
-        file_writer = self.experiment._get_file_writer()
+        file_writer = event_file_writer(self.experiment)
         for summary in tbhparams.summaries(hparams, differs, names):
             file_writer.add_summary(summary)
         if text:

@@ -187,9 +187,3 @@ def log_results(lg, cfg: DictConfig, record: dict, history: list[dict]) -> None:
 def train(cfg: DictConfig) -> dict:
     """Run one validated config end to end in `cfg.paths.output_dir`; return the metrics.json content."""
     return fit(prepare(cfg))
-
-
-if __name__ == "__main__":
-    from dlcourse.app import main
-
-    main()

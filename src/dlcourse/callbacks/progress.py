@@ -18,6 +18,8 @@ from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedColumn
 from rich.text import Text
 
+from dlcourse.internals import TrainDescription, attached_trainer
+
 
 class SamplesPerSecondColumn(ProcessingSpeedColumn):
     def render(self, task) -> Text:
@@ -46,7 +48,7 @@ def in_notebook() -> bool:
     return shell is not None and type(shell).__name__ in ("ZMQInteractiveShell", "Shell")  # Shell: Colab's
 
 
-class _RealBatches:
+class _RealBatches(TrainDescription):
     """The training bar's total and description in batches, whatever the loader's grouping."""
 
     _shape = (1, 1, 0)
@@ -54,14 +56,14 @@ class _RealBatches:
     @property
     def total_train_batches(self):
         calls = super().total_train_batches
-        loader = self.trainer.train_dataloader if self._trainer is not None else None
+        loader = self.trainer.train_dataloader if attached_trainer(self) is not None else None
         self._shape = loader_shape(loader) if loader is not None else (1, 1, 0)
         real = getattr(loader, "num_batches", None)
         if isinstance(calls, (int, float)) and calls != float("inf") and real is not None:
             return min(int(real), int(calls) * self._shape[0])
         return calls
 
-    def _get_train_description(self, current_epoch: int) -> str:
+    def epoch_text(self, current_epoch: int) -> str:
         """"Epoch 3/20, batches of 32": epochs counted from 1, as the summary and TensorBoard count them."""
         most = self.trainer.max_epochs
         text = f"Epoch {current_epoch + 1}" + (f"/{most}" if most and most > 0 else "")
@@ -80,7 +82,7 @@ class NotebookProgressBar(_RealBatches, TQDMProgressBar):
 
     def on_train_epoch_start(self, trainer, *args) -> None:
         super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.set_description(self._get_train_description(trainer.current_epoch))
+        self.train_progress_bar.set_description(self.epoch_text(trainer.current_epoch))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         total = self.train_progress_bar.total if self.train_progress_bar is not None else None

@@ -72,6 +72,9 @@ def load_local_state(path: str) -> dict:
     return state
 
 
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 class ResNet(nn.Module):
     accepts = ("image",)
 
@@ -127,7 +130,7 @@ class ResNet(nn.Module):
         # Frozen means frozen: batchnorm statistics too. Done on every training forward, since
         # trainers may set each module's mode directly rather than through train().
         for m in self.net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            if isinstance(m, BATCH_NORMS) and m.training:
                 m.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

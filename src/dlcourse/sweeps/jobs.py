@@ -15,7 +15,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from dlcourse.internals import set_ddp_rank_command
+from dlcourse.internals import failed_job_error, set_ddp_rank_command
 from dlcourse.sweeps.summary import print_report, status_counts, summarize
 
 log = logging.getLogger("dlcourse")
@@ -163,7 +163,7 @@ class SweepCallback(Callback):
 
         if job_return.status == JobStatus.FAILED:  # an exception that is not a DlcourseError
             run_dir = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
-            record_failure(config, job_return._return_value, run_dir)
+            record_failure(config, failed_job_error(job_return), run_dir)
 
     def finish(self) -> dict | None:
         """Write and print the summary once; the summary (also on later calls)."""

@@ -28,6 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, se
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf, open_dict
 
+from dlcourse.internals import failed_job_error
 from dlcourse.sweeps import scheduler
 
 log = logging.getLogger("dlcourse")
@@ -71,7 +72,7 @@ class SlurmLauncher(BaseSubmititLauncher):
         ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=cfg,
                       job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
-            raise JobFailed(_error_line(ret._return_value))
+            raise JobFailed(_error_line(failed_job_error(ret)))
         record = _read_record(self.job_dir)
         if os.environ.get("SLURM_PROCID", "0") == "0" and record.get("status") == "failed":
             raise JobFailed(record.get("error") or "failed")
@@ -172,9 +173,7 @@ class SlurmLauncher(BaseSubmititLauncher):
         if _read_record(job_dir).get("status") != "completed":
             record_failure(cfg, error, job_dir, status=status, overrides=filter_overrides(overrides))
         # As sweep_job does for a local failure: recorded, no value, and the sweep goes on to its summary.
-        ret = JobReturn(overrides=list(overrides), cfg=cfg, status=JobStatus.COMPLETED)
-        ret._return_value = None
-        return ret
+        return JobReturn(overrides=list(overrides), cfg=cfg, status=JobStatus.COMPLETED)  # its value: None
 
 
 def _executor_params(params: dict) -> dict:
