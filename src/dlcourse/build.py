@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.callbacks.progress import NotebookProgressBar, in_notebook
 from dlcourse.checkpoints import read_checkpoint
 from dlcourse.errors import CheckpointError, ConfigError, DlcourseError
+from dlcourse.machine import resolve_precision
 from dlcourse.metrics import LOSSES, resolve_loss
 from dlcourse.task import Task
 
@@ -102,7 +103,8 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     if pruning is not None:  # a trial of an Optuna study with a pruner (hydra.sweeper.pruner)
         callbacks.append(pruning)
     make_trainer = instantiate(cfg.trainer, _partial_=True, _convert_="all")
-    kwargs = {"callbacks": callbacks, "logger": loggers or False, "default_root_dir": cfg.paths.output_dir, **overrides}
+    kwargs = {"callbacks": callbacks, "logger": loggers or False, "default_root_dir": cfg.paths.output_dir,
+              "precision": resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator")), **overrides}
     return make_trainer(**kwargs)
 
 

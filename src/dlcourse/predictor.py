@@ -21,6 +21,7 @@ from dlcourse.build import build_datamodule, build_model
 from dlcourse.checkpoints import read_checkpoint, resolve_checkpoint
 from dlcourse.config.validate import validate
 from dlcourse.errors import CheckpointError, ConfigError, DataError
+from dlcourse.machine import resolve_precision
 from dlcourse.report import accuracy_interval
 from dlcourse.task import Task
 
@@ -57,7 +58,7 @@ def evaluate(cfg, task: Task, dm, split: str) -> dict:
         raise DataError(f"split={split}: this model's {split} split is empty "
                         "(a cv.refit model trained on train+val; evaluate it with split=test)")
     trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, precision=cfg.trainer.precision)
+                        enable_progress_bar=False, enable_model_summary=False, precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
     if split == "val":
         dm.test_dataloader = dm.val_dataloader  # evaluate the val split through the test loop
     with warnings.catch_warnings():  # Lightning's notices about its own internals and small data, for this call

@@ -1,7 +1,5 @@
 """One training run, in two steps: `prepare` builds the data and the task (every data or model error
 surfaces here, before the run directory exists), `fit` trains, tests and writes the run's outputs.
-
-    python -m dlcourse.train experiment=iris_mlp     # the same as dlcourse-train (dlcourse.app)
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from dlcourse.callbacks.early_stopping import EarlyStopping
 from dlcourse.errors import NonFiniteLossError
 from dlcourse.loggers import log_final, tested_step
 from dlcourse.lr_finder import find_lr_if_enabled, lr_find_record, record_lr_find_only
+from dlcourse.machine import apply_thread_policy
 from dlcourse.memory import keep_freed_memory
 from dlcourse.models.layers import count_parameters
 from dlcourse.report import (
@@ -84,6 +83,8 @@ def prepare(cfg: DictConfig) -> Prepared:
     dm = build_datamodule(cfg)
     dm.setup("fit")  # builds the data now: the model's input/output sizes come from it
     task = build_task(cfg, dm)
+    apply_thread_policy(cfg.get("threads", "auto"), cfg.trainer.get("accelerator"), dm.inputs,
+                        count_parameters(task.model), dm.train_batch_size)
     resumed = check_checkpoint(cfg.ckpt_path, task, cfg.trainer.max_epochs) if cfg.ckpt_path is not None else None
     return Prepared(cfg, dm, task, started, resumed)
 

@@ -17,12 +17,15 @@ import inspect
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dlcourse.config.source import from_source, heavy
 from dlcourse.config.spec import Param, Signature, UnknownTarget, evaluate
 
 RECORDED = Path(__file__).with_name("recorded.json")
+# Values dlcourse resolves itself before it builds the Trainer (dlcourse.machine): allowed besides the
+# recorded ones.
+RESOLVED = {(t, "precision"): Literal["auto"] for t in ("lightning.Trainer", "lightning.pytorch.Trainer")}
 
 
 def base_signature(target: str | None) -> Signature:
@@ -48,7 +51,9 @@ def _from_record(target: str) -> Signature | None:
         return None
     if isinstance(entry, str):  # an alias, e.g. lightning.pytorch.trainer.Trainer
         return signature(entry)
-    params = {p["name"]: Param(p["name"], evaluate(p["type"]), p["required"]) for p in entry["params"]}
+    params = {p["name"]: Param(p["name"], evaluate(p["type"]) | RESOLVED[target, p["name"]]
+                               if (target, p["name"]) in RESOLVED else evaluate(p["type"]), p["required"])
+              for p in entry["params"]}
     return Signature(target, params, open=entry["open"])
 
 

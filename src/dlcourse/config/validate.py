@@ -60,6 +60,7 @@ ROOT = {
     "test": bool,
     "optimized_metric": str,
     "optimized_mode": Literal["min", "max"],
+    "threads": Literal["auto"] | Annotated[int, Interval(ge=1)],
 }
 CV = {"folds": Annotated[int, Interval(ge=2)] | None, "refit": bool}
 LR_FIND = {"enabled": bool, "apply": bool, "train": bool, "min_lr": Annotated[float, Interval(gt=0)],
