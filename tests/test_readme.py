@@ -93,6 +93,7 @@ def sandbox(tmp_path_factory) -> dict:
     subprocess.run(["cp", "-r", str(REPO / "examples"), str(repo)], check=True)
     write_fake_mnist(root / "shared" / "datasets", n_train=128, n_test=64)
     write_fake_mnist(repo / "data", n_train=128, n_test=64)  # data.root's default, ./data
+    write_fake_mnist(home / "datasets", n_train=128, n_test=64)  # the README's data.root=~/datasets
     write_pngs(home / "pictures" / "pets", per_class=6, size=24)
     import torch
     import torchvision
