@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, slurm_cluster_reason, write_fake_mnist, write_pngs
+from conftest import REPO, run_in_process, slurm_cluster_reason, write_fake_mnist, write_pngs
 
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent
@@ -219,21 +219,7 @@ def run(argv: list[str], cwd: Path, env: dict, capfd) -> subprocess.CompletedPro
         import importlib
 
         main = importlib.import_module(IN_PROCESS[argv[0]]).main
-        saved_env, saved_cwd = dict(os.environ), os.getcwd()
-        os.environ.update(env)
-        os.chdir(cwd)
-        capfd.readouterr()
-        code = 0
-        try:
-            main(argv[1:])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        finally:
-            os.chdir(saved_cwd)
-            os.environ.clear()
-            os.environ.update(saved_env)
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(argv, code, out, err)
+        return run_in_process(main, argv[1:], cwd, capfd, env)
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
