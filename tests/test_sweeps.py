@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import run_cli
+from conftest import run_cli, run_in_process
+from dlcourse.app import main as train_main
+from dlcourse.evaluate import main as eval_main
 from dlcourse.sweeps.summary import main as summary_main
 from dlcourse.sweeps.summary import summarize
 
@@ -197,9 +199,9 @@ def test_submitit_local_runs_a_job(tmp_path):
     assert (sweep / ".submitit").is_dir()
 
 
-def test_cross_validation_iris_five_folds(tmp_path):
-    r = run_cli(["experiment=iris_mlp", "cv.folds=5", "trainer.max_epochs=3", "trainer.accelerator=cpu",
-                 "trainer.enable_progress_bar=false", "~callbacks.model_summary", "~callbacks.figures"], cwd=tmp_path)
+def test_cross_validation_iris_five_folds(tmp_path, capfd):
+    r = run_in_process(train_main, ["experiment=iris_mlp", "cv.folds=5", "trainer.max_epochs=3", "trainer.accelerator=cpu",
+                       "trainer.enable_progress_bar=false", "~callbacks.model_summary", "~callbacks.figures"], tmp_path, capfd)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "5-fold cross-validation" in r.stdout
     (run_dir,) = (tmp_path / "outputs" / "iris_mlp").glob("*")
@@ -239,10 +241,11 @@ def test_cross_validation_folds_partition_train_and_val(cfg_factory):
     assert sorted(seen) == pool  # every train+val example validates exactly once
 
 
-def test_cross_validation_refit_trains_on_train_and_val_and_tests_once(tmp_path):
-    r = run_cli(["experiment=iris_mlp", "cv.folds=3", "cv.refit=true", "trainer.max_epochs=25",
-                 "callbacks.early_stopping.patience=5", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-                 "~callbacks.model_summary", "~callbacks.figures"], cwd=tmp_path)
+def test_cross_validation_refit_trains_on_train_and_val_and_tests_once(tmp_path, capfd):
+    r = run_in_process(train_main, ["experiment=iris_mlp", "cv.folds=3", "cv.refit=true", "trainer.max_epochs=25",
+                       "callbacks.early_stopping.patience=5", "trainer.accelerator=cpu",
+                       "trainer.enable_progress_bar=false", "~callbacks.model_summary", "~callbacks.figures"],
+                       tmp_path, capfd)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "refit on train+val" in r.stdout
     (run_dir,) = (tmp_path / "outputs" / "iris_mlp").glob("*")
@@ -257,11 +260,11 @@ def test_cross_validation_refit_trains_on_train_and_val_and_tests_once(tmp_path)
     assert "95% CI" in r.stdout
     assert Path(m["best_checkpoint"]).parent == run_dir / "refit" / "checkpoints"
     # dlcourse-eval on the CV run directory evaluates its final (refit) model
-    ev = run_cli([f"ckpt_path={run_dir}"], tmp_path, module="dlcourse.evaluate")
+    ev = run_in_process(eval_main, [f"ckpt_path={run_dir}"], tmp_path, capfd)
     assert ev.returncode == 0, ev.stderr[-3000:]
     evaluated = json.loads((run_dir / "refit" / "eval_test.json").read_text())
     assert evaluated["test/acc"] == pytest.approx(m["test"]["test/acc"])
-    ev = run_cli([f"ckpt_path={run_dir}", "split=val"], tmp_path, module="dlcourse.evaluate")
+    ev = run_in_process(eval_main, [f"ckpt_path={run_dir}", "split=val"], tmp_path, capfd)
     assert ev.returncode == 2 and "split is empty" in ev.stderr and len(ev.stderr.strip().splitlines()) == 1
 
 
@@ -297,8 +300,8 @@ def test_cv_refit_is_validated(cfg_factory, overrides, says):
     assert says in str(e.value)
 
 
-def test_cv_folds_is_validated(tmp_path):
-    r = run_cli(["experiment=iris_mlp", "cv.folds=1"], cwd=tmp_path)
+def test_cv_folds_is_validated(tmp_path, capfd):
+    r = run_in_process(train_main, ["experiment=iris_mlp", "cv.folds=1"], tmp_path, capfd)
     assert r.returncode == 2 and "cv.folds" in r.stderr
 
 
