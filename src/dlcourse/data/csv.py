@@ -27,15 +27,16 @@ from dlcourse.errors import ConfigError, DataError
 MISSING = "(missing)"  # the category a gap in a text column becomes
 
 
-def read_csv(path: Path, key: str = "data.path"):
-    """The user's CSV as a DataFrame, or one line saying why it cannot be read. The delimiter is
-    sniffed (`,` `;` tab `|`), as spreadsheets in many locales write `;` and .tsv files tabs."""
+def read_csv(path: Path, key: str = "data.path", text: bool = False):
+    """The user's CSV as a DataFrame (`text`: every cell as text, see csv_values), or one line saying
+    why it cannot be read. The delimiter is sniffed (`,` `;` tab `|`), as spreadsheets in many locales
+    write `;` and .tsv files tabs."""
     import pandas as pd
 
     if not path.is_file():
         raise DataError(f"{key}={str(path)!r}: no such file")
     try:
-        return pd.read_csv(path, sep=_delimiter(path))
+        return csv_values.read_text(path, _delimiter(path)) if text else pd.read_csv(path, sep=_delimiter(path))
     except Exception as e:  # pandas raises many kinds; the user needs the file and the reason
         raise DataError(f"{key}={str(path)!r}: cannot read as CSV ({str(e).strip().splitlines()[0]})") from e
 
@@ -56,6 +57,10 @@ def _delimiter(path: Path) -> str:
 def first_bad_row(values: np.ndarray) -> int:
     """The CSV line (1-based, after the header) of the first missing or non-finite value."""
     return int(np.flatnonzero(~np.isfinite(values))[0]) + 2
+
+
+def _columns(df) -> str:
+    return ", ".join(map(str, df.columns))
 
 
 
@@ -126,10 +131,7 @@ class CSVDataModule(TabularDataModule):
         import pandas as pd
 
         gaps = column.isna().to_numpy()
-        if gaps.any() and self.missing == "error":
-            raise DataError(f"column {column.name!r} of {self.path} has missing values (first at line "
-                            f"{int(gaps.nonzero()[0][0]) + 2}) and data.missing=error; fill or drop them, or set "
-                            f"data.missing=impute")
+        self._check_gaps(str(column.name), gaps, str(self.path), self.missing == "error")
         present = column[~gaps]
         parsed = pd.to_numeric(present, errors="coerce")
         if 0.9 <= parsed.notna().mean() < 1:  # numbers with a few words among them: a typo, not categories

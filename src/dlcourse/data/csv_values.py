@@ -32,23 +32,29 @@ def read_text(path, sep: str):
     """Every cell as text (no cell is missing yet: that is decided per column by `parse`)."""
     import pandas as pd
 
-    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False)
+    return pd.read_csv(path, sep=sep, dtype=object, keep_default_na=False, na_filter=False)
 
 
 def decimal_mark(df, setting: str, where: str) -> str:
-    """`setting` unless it is auto: "," when the text cells write decimals with commas only, else "."."""
+    """`setting` unless it is auto: "," when the text cells write decimals with commas only, else ".".
+    A comma among decimal points in the same column is a typo (left for the column's own check); a
+    column of decimal commas beside a column of decimal points is ambiguous: one line asks which."""
     if setting != "auto":
         return setting
-    comma = point = None
+    comma, point = {}, {}
     for col in df.columns:
-        if df[col].dtype != object:
+        if df[col].dtype != object:  # read as text: only a DataFrame a user typed has other columns
             continue
         cells = df[col].dropna().astype(str).str.strip()
-        comma = comma or next(((col, v) for v in cells if _COMMA.fullmatch(v)), None)
-        point = point or next(((col, v) for v in cells if _POINT.fullmatch(v)), None)
-    if comma and point:
-        raise _decimal_error(where, comma, point)
-    return "," if comma else "."
+        for found, pattern in ((comma, _COMMA), (point, _POINT)):
+            example = next((v for v in cells if pattern.fullmatch(v)), None)
+            if example is not None:
+                found[col] = example
+    only_comma = [c for c in comma if c not in point]
+    if only_comma and point:
+        col = next(iter(point))
+        raise _decimal_error(where, (only_comma[0], comma[only_comma[0]]), (col, point[col]))
+    return "," if comma and not point else "."
 
 
 def _decimal_error(where: str, comma: tuple, point: tuple):
@@ -71,8 +77,9 @@ def parse(column, na_values=None, decimal: str = "."):
     bool (True/False, complete), or text with NaN where missing. Typed columns pass as they are."""
     import pandas as pd
 
-    if column.dtype != object:
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return column
+    column = column.astype(object)
     missing = missing_mask(column, na_values)
     text = column.astype(str).str.strip()
     present = text[~missing & ~text.isin(NA_WORDS)]
@@ -108,7 +115,7 @@ def warn_if_id(column, name: str) -> None:
     named = bool(re.fullmatch(r"(?i)id|.*[_ ]id|.*Id|.*ID|index|row", name))
     integers = np.issubdtype(values.dtype, np.integer)
     counting = integers and bool((np.diff(values.to_numpy()) > 0).all())
-    if (named and (integers or values.dtype == object)) or counting:
+    if (named and (integers or not np.issubdtype(values.dtype, np.number))) or counting:
         warnings.warn(f"data.features: column {name!r} looks like a row ID (a different value in every row"
                       f"{', counting up' if counting else ''}); a model that learns from it will not generalise. "
                       f"Leave it out with data.features=[...] listing the other columns", UserWarning, stacklevel=2)

@@ -37,7 +37,7 @@ def fit_imputer(x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     with warnings.catch_warnings():  # numpy's "All-NaN slice": such a column is filled with 0
         warnings.simplefilter("ignore", RuntimeWarning)
         fill = torch.from_numpy(np.nanmedian(x.double().numpy(), axis=0)).float()  # the median numpy (and sklearn) take
-    return torch.nan_to_num(fill, nan=0.0), torch.flatnonzero(torch.isnan(x).any(0)).tolist()
+    return torch.nan_to_num(fill, nan=0.0), torch.isnan(x).any(0).nonzero().flatten().tolist()
 
 
 class TabularDataModule(InMemoryDataModule):
@@ -124,6 +124,17 @@ class TabularDataModule(InMemoryDataModule):
             return x
         gaps = torch.isnan(x)
         return torch.cat([torch.where(gaps, self.fill, x), gaps[:, self.indicate].float()], dim=1)
+
+    def imputation_text(self) -> list[str]:
+        """What `impute` does, in words (dlcourse-export's sidecar JSON)."""
+        if self.fill is None:
+            return []
+        names = self.feature_names or [str(i) for i in range(len(self.fill))]
+        text = [f"a missing value (NaN) becomes the training rows' median {[float(f'{v:.6g}') for v in self.fill]}"]
+        if self.indicate:
+            text.append(f"then one 0/1 input per column with gaps in training ({', '.join(names[i] for i in self.indicate)})"
+                        f", 1 where the value was missing")
+        return text
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         x = self.impute(x.float())
