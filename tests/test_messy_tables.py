@@ -142,10 +142,10 @@ def test_an_id_column_is_named_in_a_warning(tmp_path):
         path, index=False)
     with pytest.warns(UserWarning, match=r"'customer_id' looks like a row ID.*data.features"):
         dm_of(path)
-    with pytest.warns(UserWarning) as record:
-        dm_of(path, features=["x"])
-        warnings.warn("sentinel", UserWarning)
-    assert [str(w.message) for w in record] == ["sentinel"]  # x is no ID, and customer_id left out
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dm_of(path, features=["x"])  # x is no ID, and customer_id is left out
+    assert not [w for w in record if "row ID" in str(w.message)]
 
 
 def test_folds_refit_the_imputation_on_their_own_training_rows(tmp_path):
