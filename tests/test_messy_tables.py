@@ -172,3 +172,15 @@ def test_an_exported_table_model_imputes_a_nan_as_the_predictor_does(tmp_path_fa
     expected = load(run).predict(x)[["prob_no", "prob_yes"]].to_numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert not np.allclose(got[0], got[1])
+
+
+def test_a_row_with_an_empty_cell_is_imputed_or_one_line_never_a_silent_guess(tmp_path_factory, tmp_path):
+    run = trained(tmp_path_factory, "experiment=iris_mlp")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.9,,5.8,2.3\n")
+    p = load(run)
+    probs = p.predict(rows).filter(like="prob_").to_numpy()
+    assert probs.shape == (2, 3) and np.isfinite(probs).all()  # imputed with the training median
+    p._dm.fill = None  # as a checkpoint saved before imputation existed
+    with pytest.raises(DataError, match=r"column 'sepal_width' of .*rows.csv has a missing value at line 3"):
+        p.predict(rows)

@@ -115,8 +115,18 @@ class TabularDataModule(InMemoryDataModule):
         return {name: (self.unprocess(x), self.unscale_target(y)) for name, (x, y) in splits.items()}
 
     def inputs_from(self, df, where: str = "the table") -> torch.Tensor:
-        """New rows (a predict CSV with the training features' columns) as model inputs."""
-        return self.preprocess(torch.tensor(df[self.feature_names].to_numpy(dtype="float32")))
+        """New rows (a predict CSV with the training features' columns) as model inputs; a gap is imputed
+        as in training, or (a model saved without imputation, an infinite value) one line naming it."""
+        from dlcourse.errors import DataError
+
+        x = torch.tensor(df[self.feature_names].to_numpy(dtype="float64"))
+        bad = torch.isinf(x) | (torch.isnan(x) if self.fill is None else torch.zeros_like(x, dtype=torch.bool))
+        if bad.any():
+            row, col = bad.nonzero()[0].tolist()
+            what = "an infinite" if torch.isinf(x[row, col]) else "a missing"
+            raise DataError(f"column {self.feature_names[col]!r} of {where} has {what} value at line {row + 2}, "
+                            f"which this model cannot take; fill or drop it")
+        return self.preprocess(x.float())
 
     def impute(self, x: torch.Tensor) -> torch.Tensor:
         """Gaps (NaN) filled with the training medians, then a 0/1 input per column in `indicate`."""
