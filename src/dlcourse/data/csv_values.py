@@ -47,9 +47,9 @@ def decimal_mark(df, setting: str, where: str) -> str:
             continue
         cells = df[col].dropna().astype(str).str.strip()
         for found, pattern in ((comma, _COMMA), (point, _POINT)):
-            example = next((v for v in cells if pattern.fullmatch(v)), None)
-            if example is not None:
-                found[col] = example
+            hits = cells[cells.str.fullmatch(pattern.pattern)]
+            if len(hits):
+                found[col] = hits.iloc[0]
     only_comma = [c for c in comma if c not in point]
     if only_comma and point:
         col = next(iter(point))
@@ -112,7 +112,7 @@ def warn_if_id(column, name: str) -> None:
     values = column.dropna()
     if len(values) < 3 or values.nunique() != len(column):
         return
-    named = bool(re.fullmatch(r"(?i)id|.*[_ ]id|.*Id|.*ID|index|row", name))
+    named = bool(re.fullmatch(r"(?i:id|index|row|.*[_ ]id)|.*[a-z](Id|ID)", name))  # not "paid" or "grid"
     integers = np.issubdtype(values.dtype, np.integer)
     counting = integers and bool((np.diff(values.to_numpy()) > 0).all())
     if (named and (integers or not np.issubdtype(values.dtype, np.number))) or counting:
