@@ -90,7 +90,7 @@ def test_iris_exports_give_the_probabilities_dlcourse_eval_writes(iris_run, tmp_
     assert info["input"]["name"] == "input" and info["input"]["dtype"] == "float32"
     assert info["input"]["shape"] == [-1, 4] and info["input"]["columns"] == IRIS
     assert info["output"]["shape"] == [-1, 3] and str(CLASSES) in info["output"]["meaning"]
-    assert "standardise" in info["preprocessing"][0] and info["dlcourse_version"]
+    assert "median" in info["preprocessing"][0] and "standardise" in info["preprocessing"][1] and info["dlcourse_version"]
     assert Path(info["checkpoint"]).is_file() and info["check"]["max_abs_diff"] <= TOL
     assert sidecar(tmp_path / "model.pt")["format"] == "torchscript"
 

@@ -154,6 +154,11 @@ TRAIN = [
     ["data=sine", "model=rnn", "model.cell=transformer"], ["experiment=sine_linear", "model.head=seq2seq"],
     ["--config-dir", "{tmp}/no_such_dir"], ["hydra.run.dir={file}/run"], ["+callbacks.evil={{_target_:os.system}}"],
     ["model._target_=os.system"],
+    ["data=csv", f"data.path={CSV}", "data.target=label", "data.features=[weight,label]"],
+    ["data=csv", "data.path={only_target}", "data.target=label"], ["data=csv", "data.path={huge}", "data.target=label"],
+    ["data=csv", "data.path={mixed_decimals}", "data.target=label"],
+    ["data=csv", "data.path={three_rows}", "data.target=label", "data.missing=drop"],
+    ["data=csv", f"data.path={CSV}", "data.target=label", "data.decimal=comma"],
 ]
 EVAL = [[], ["ckpt_path=/no/such"], ["ckpt_path={garbage}"], ["ckpt_path={run}", "split=train"],
         ["ckpt_path={run}", "data.bogus=1"], ["ckpt_path={run}", "trainer.precision=bogus"], ["ckpt_path={run}", "model.x=1"],
@@ -168,8 +173,12 @@ def inputs(tmp_path_factory, finished_run) -> dict:
     (tmp / "header_only.csv").write_text("a,b,label\n")
     (tmp / "three_rows.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
     (tmp / "file").write_text("a regular file")
+    (tmp / "only_target.csv").write_text("label\n" + "x\ny\n" * 20)
+    (tmp / "huge.csv").write_text("a,b,label\n" + "1,2,x\n3,4,y\n" * 10 + "1e39,2,x\n")
+    (tmp / "mixed_decimals.csv").write_text("a;b;label\n" + "1,5;2.5;x\n3,5;4.5;y\n" * 10)
     return {"tmp": tmp, "table": write_table(tmp / "t.csv"), "garbage": tmp / "garbage.ckpt", "run": finished_run,
-            "header_only": tmp / "header_only.csv", "three_rows": tmp / "three_rows.csv", "file": tmp / "file"}
+            "header_only": tmp / "header_only.csv", "three_rows": tmp / "three_rows.csv", "file": tmp / "file",
+            **{name: tmp / f"{name}.csv" for name in ("only_target", "huge", "mixed_decimals")}}
 
 
 def assert_short_error(main, argv: list[str], root: Path, capsys, monkeypatch) -> None:

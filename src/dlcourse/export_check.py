@@ -35,13 +35,23 @@ def _error(message: str):
 class Exported(nn.Module):
     """Raw inputs -> the training preprocessing -> the model -> probabilities or values in the target's units."""
 
-    def __init__(self, model: nn.Module, task: str, in_mean, in_std, out_mean, out_std, add_feature_dim: bool):
+    def __init__(self, model: nn.Module, task: str, in_mean, in_std, out_mean, out_std, add_feature_dim: bool,
+                 fill=None, indicate=()):
         super().__init__()
         self.model, self.task, self.add_feature_dim = model, task, add_feature_dim
-        for name, value in (("in_mean", in_mean), ("in_std", in_std), ("out_mean", out_mean), ("out_std", out_std)):
+        # tables: a NaN input is a missing value, imputed as dlcourse.Predictor does (TabularDataModule.impute)
+        self.impute, self.indicators = fill is not None, len(indicate) > 0
+        for name, value in (("in_mean", in_mean), ("in_std", in_std), ("out_mean", out_mean), ("out_std", out_std),
+                            ("fill", 0.0 if fill is None else fill)):
             self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32).clone())
+        self.register_buffer("indicate", torch.as_tensor(list(indicate), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impute:
+            gaps = torch.isnan(x)
+            x = torch.where(gaps, self.fill, x)
+            if self.indicators:
+                x = torch.cat([x, gaps.index_select(1, self.indicate).to(x.dtype)], dim=1)
         x = (x - self.in_mean) / self.in_std
         if self.add_feature_dim:  # series windows (N, n_steps) -> the model's (N, n_steps, 1)
             x = x.unsqueeze(-1)
@@ -73,8 +83,9 @@ def _test_inputs(p: Predictor, shape: list[int]) -> tuple[np.ndarray, str]:
     from dlcourse.build import build_datamodule
     from dlcourse.exporting import input_affine
 
+    table = p._dm  # whose statistics made the model inputs below
     try:
-        dm = build_datamodule(p._cfg)
+        dm = table = build_datamodule(p._cfg)
         if p._state:
             dm.load_state_dict(p._state)
         dm.setup("test")
@@ -93,7 +104,10 @@ def _test_inputs(p: Predictor, shape: list[int]) -> tuple[np.ndarray, str]:
         if p.inputs == "image":
             x = (x - mean) / std  # uniform pixels, as model inputs
         where = f"{SYNTHETIC} random inputs (the test split could not be read again: {reason})"
-    raw = (x * std + mean).reshape(len(x), *shape)
+    if getattr(table, "indicate", None):  # the "was missing" inputs say which raw values were NaN
+        raw = table.unprocess(x).reshape(len(x), *shape)
+    else:
+        raw = (x * std + mean).reshape(len(x), *shape)
     if p.inputs == "image":
         raw = raw.clamp(0, 1)  # pixels: the inverse of the normalisation may step past 1 by a rounding error
     return raw.contiguous().numpy().astype(np.float32), where

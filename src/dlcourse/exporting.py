@@ -7,7 +7,7 @@
 
 One graph: the training preprocessing (the data module's statistics, as constants), the model, its output
 transform. Inputs, float32, any batch size N: tables N x features (training column order, numeric columns
-only); images N x C x H x W pixels in [0, 1] at the training size; series N x n_steps windows in their own
+only; NaN is a missing value, imputed as in training); images N x C x H x W pixels in [0, 1] at the training size; series N x n_steps windows in their own
 units. Outputs: class probabilities (N x classes; binary: N x 2) or values in the target's own units.
 <output>.json beside it tells the input name, shape and columns, the classes in output order, the
 preprocessing folded in, the dlcourse version and the checkpoint. Before the file appears it is run
@@ -70,11 +70,12 @@ def input_affine(p: Predictor, dm=None) -> tuple[torch.Tensor, torch.Tensor, lis
         raise ExportError(f"this model's table has string columns ({', '.join(categories)}) that the exported graph "
                           "cannot encode; train it on numeric columns only (data.features=[...]) to export it, or "
                           "predict with dlcourse-eval predict= / dlcourse.load")
+    impute = dm.imputation_text() if isinstance(dm, TabularDataModule) else []
     if isinstance(dm, TabularDataModule) and dm.mean is not None:
-        return dm.mean.float(), dm.std.float(), [f"standardise each feature: (x - mean) / std with the training rows' "
-                                                 f"mean {_r(dm.mean.tolist())} and std {_r(dm.std.tolist())}"]
+        return dm.mean.float(), dm.std.float(), [*impute, f"standardise each input: (x - mean) / std with the training "
+                                                 f"rows' mean {_r(dm.mean.tolist())} and std {_r(dm.std.tolist())}"]
     if isinstance(dm, TabularDataModule) or type(dm).preprocess is InMemoryDataModule.preprocess:
-        return torch.tensor(0.0), torch.tensor(1.0), []
+        return torch.tensor(0.0), torch.tensor(1.0), impute
     raise ExportError(f"{type(dm).__name__} preprocesses its inputs in its own way, which dlcourse-export "
                       "does not know how to fold into the graph")
 
@@ -107,12 +108,16 @@ def wrap(p: Predictor) -> tuple[Exported, dict]:
     in_mean, in_std, pre = input_affine(p)
     out_mean, out_std, post = output_affine(p)
     squeeze = p.inputs == "sequence" and tuple(p.input_shape[1:]) == (1,)
+    fill = getattr(p._dm, "fill", None) if p.inputs == "table" else None
+    indicate = list(getattr(p._dm, "indicate", None) or []) if fill is not None else []
     shape = [p.input_shape[0]] if squeeze else list(p.input_shape)
+    shape = [shape[0] - len(indicate)] if indicate else shape  # raw columns: the graph adds the indicators
     if p.task == "multiclass":
         post = ["softmax over the classes"]
     elif p.task == "binary":
         post = [f"sigmoid of the logit: probability of {p.class_names[1]!r}; column 0 is 1 minus it"]
-    module = Exported(copy.deepcopy(p.model).cpu().eval(), p.task, in_mean, in_std, out_mean, out_std, squeeze).eval()
+    module = Exported(copy.deepcopy(p.model).cpu().eval(), p.task, in_mean, in_std, out_mean, out_std, squeeze,
+                      fill, indicate).eval()
     facts = {"input_shape": shape, "preprocessing": pre, "output_transform": post,
              "output_scale": None if p.class_names else out_std}  # None: probabilities
     return module, facts

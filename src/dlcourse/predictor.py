@@ -74,7 +74,9 @@ def predict_csv(p: Predictor, path: Path):
     """A CSV file's rows with the predictions added (what `dlcourse-eval predict=FILE` writes)."""
     from dlcourse.data.csv import read_csv
 
-    return p.predict_table(read_csv(Path(path), key="predict"), name=str(path))
+    read = getattr(p._dm, "read", None)  # a CSV model reads its rows as it read its training table
+    return p.predict_table(read(Path(path), key="predict") if read else read_csv(Path(path), key="predict"),
+                           name=str(path))
 
 
 def load(path, *overrides: str) -> Predictor:
@@ -149,7 +151,7 @@ class Predictor:
             raise DataError(f"{name} needs the columns {', '.join(names)} (the training table's features, any order); "
                             f"it lacks {', '.join(map(str, missing))}")
         if hasattr(dm, "inputs_from"):  # a table: encoded and scaled as in training (categories, statistics)
-            x = dm.inputs_from(df)
+            x = dm.inputs_from(df, where=name)
         elif self.inputs == "sequence" and names and not missing and len(names) < self.input_shape[0]:
             return predictor_inputs.series_frame(self, df, names)  # the training series' own columns, rows in time order
         else:
