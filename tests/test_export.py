@@ -57,9 +57,9 @@ def run_torchscript(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def both_formats(run, tmp_path: Path) -> dict:
-    """The run exported to ONNX (dlcourse.export) and TorchScript (Predictor.export): name -> runner."""
+    """The run exported to ONNX (dlcourse.export) and TorchScript (a loaded Predictor): name -> runner."""
     onnx_path = export(run, tmp_path / "model.onnx", "onnx")
-    ts_path = load(run).export(tmp_path / "model.pt", format="torchscript")
+    ts_path = export(load(run), tmp_path / "model.pt", format="torchscript")
     assert onnx_path == tmp_path / "model.onnx" and ts_path == tmp_path / "model.pt"
     return {"onnx": lambda x: run_onnx(onnx_path, x), "torchscript": lambda x: run_torchscript(ts_path, x)}
 
@@ -179,7 +179,7 @@ def test_an_existing_output_is_kept_unless_overwrite(iris_run, tmp_path, capsys)
 def test_a_file_that_fails_its_check_is_never_written(iris_run, tmp_path, monkeypatch):
     import dlcourse.exporting as ex
 
-    real = ex.input_affine
+    real = ex.input_affine  # the graph's constants, not the check's: the check must catch them
     monkeypatch.setattr(ex, "input_affine", lambda p, dm=None: (lambda m, s, t: (m + 0.5, s, t))(*real(p, dm)))
     out = tmp_path / "model.pt"
     out.write_text("mine")

@@ -21,6 +21,7 @@ from dlcourse.errors import (
     ConfigError,
     DataError,
     DlcourseError,
+    ExportError,
     NonFiniteLossError,
     SweepFailedError,
 )
@@ -30,10 +31,10 @@ __version__ = "0.1.0"
 _LAZY = {  # name -> module: imported on first use, so that `import dlcourse` stays light
     "run": "dlcourse.api", "sweep": "dlcourse.api", "lr_find": "dlcourse.api", "Result": "dlcourse.api",
     "SweepResult": "dlcourse.api", "load": "dlcourse.predictor", "Predictor": "dlcourse.predictor",
-    "export": "dlcourse.exporting", "ExportError": "dlcourse.exporting",
+    "export": "dlcourse.exporting",
 }
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "DlcourseError", "NonFiniteLossError", "SweepFailedError",
+__all__ = ["CheckpointError", "ConfigError", "DataError", "DlcourseError", "ExportError", "NonFiniteLossError", "SweepFailedError",
            *_LAZY, "__version__"]
 
 

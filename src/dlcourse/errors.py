@@ -36,6 +36,10 @@ class SweepFailedError(DlcourseError):
     exit_code = 1
 
 
+class ExportError(DlcourseError):
+    """A model that cannot be exported, or whose exported file does not predict as dlcourse does."""
+
+
 class LrFindError(DlcourseError):
     """The learning-rate finder could not suggest a rate (too few steps, a loss that diverged at once)."""
 

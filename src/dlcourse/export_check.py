@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlcourse.errors import DlcourseError
+from dlcourse.errors import DlcourseError, ExportError
+from dlcourse.export_affine import input_affine
 
 if TYPE_CHECKING:
     from dlcourse.predictor import Predictor
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
 LIMIT = 512  # test examples the check runs on (the first ones): enough to catch a wrong constant
 SYNTHETIC = 64  # random inputs when the test split cannot be read again (data moved, another machine)
 TOLERANCE = 1e-4
-
-
-def _error(message: str):
-    from dlcourse.exporting import ExportError
-
-    return ExportError(message)
 
 
 class Exported(nn.Module):
@@ -81,7 +76,6 @@ def _test_inputs(p: Predictor, shape: list[int]) -> tuple[np.ndarray, str]:
     """The test split rebuilt as training built it (a fresh data module, as Predictor.evaluate does), its
     model inputs mapped back to raw units; random inputs in the training range if it cannot be rebuilt."""
     from dlcourse.build import build_datamodule
-    from dlcourse.exporting import input_affine
 
     table = p._dm  # whose statistics made the model inputs below
     try:
@@ -91,7 +85,7 @@ def _test_inputs(p: Predictor, shape: list[int]) -> tuple[np.ndarray, str]:
         dm.setup("test")
         x = dm.splits["test"][0][:LIMIT].float()
         if len(x) == 0:
-            raise _error("the test split is empty")
+            raise ExportError("the test split is empty")
         mean, std, _ = input_affine(p, dm)  # the statistics that made these model inputs
         n_total = len(dm.splits["test"][0])
         where = f"{len(x)} test examples" + (f" (the first of {n_total})" if n_total > len(x) else "")
@@ -152,12 +146,12 @@ def write_file(module: torch.nn.Module, ref: dict, fmt: str, path: Path, info: d
                 traced = torch.jit.trace(module, example, check_trace=False)
                 torch.jit.save(traced, str(path), _extra_files={"dlcourse.json": json.dumps(info)})
         except Exception as e:  # noqa: BLE001 - any tracing failure is one line naming the model
-            raise _error(f"{model} cannot be exported to TorchScript: {_first_line(e)}") from None
+            raise ExportError(f"{model} cannot be exported to TorchScript: {_first_line(e)}") from None
         return f"torch.jit.trace (torch {torch.__version__})"
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise _error("format=onnx needs the packages onnx and onnxruntime: pip install 'dlcourse[export]'") from None
+        raise ExportError("format=onnx needs the packages onnx and onnxruntime: pip install 'dlcourse[export]'") from None
     errors = []
     for dynamo in (True, False):  # torch.export's exporter; the TorchScript-based one if it cannot
         try:
@@ -168,7 +162,7 @@ def write_file(module: torch.nn.Module, ref: dict, fmt: str, path: Path, info: d
                     "torch.onnx.export, TorchScript-based (dynamo=False)") + f", torch {torch.__version__}"
         except Exception as e:  # noqa: BLE001
             errors.append(_first_line(e))
-    raise _error(f"{model} cannot be exported to ONNX: {errors[0]} (the TorchScript-based exporter: {errors[-1]})")
+    raise ExportError(f"{model} cannot be exported to ONNX: {errors[0]} (the TorchScript-based exporter: {errors[-1]})")
 
 
 def _onnx_export(module, example, path: Path, dynamo: bool) -> None:
@@ -202,7 +196,7 @@ def _runner(path: Path, fmt: str):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise _error("checking an ONNX file needs onnxruntime: pip install 'dlcourse[export]'") from None
+            raise ExportError("checking an ONNX file needs onnxruntime: pip install 'dlcourse[export]'") from None
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return (lambda x: session.run(None, {name: x})[0]), f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
@@ -226,18 +220,18 @@ def verify(path: Path, fmt: str, ref: dict, scale: float | None) -> dict:
     except DlcourseError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise _error(f"the exported {fmt} file does not run: {_first_line(e)}") from None
+        raise ExportError(f"the exported {fmt} file does not run: {_first_line(e)}") from None
     expected = ref["expected"]
     worst = 0.0
     for got, want in ((got_all, expected), (got_one, expected[:1])):
         got = np.asarray(got, dtype=np.float64)
         if got.shape != want.shape:
-            raise _error(f"the exported {fmt} file gives outputs of shape {got.shape} for {want.shape[0]} inputs; "
+            raise ExportError(f"the exported {fmt} file gives outputs of shape {got.shape} for {want.shape[0]} inputs; "
                          f"dlcourse predicts {want.shape}")
         diff = np.abs(got - want)
         allowed = TOLERANCE if scale is None else TOLERANCE * max(1.0, abs(scale)) + TOLERANCE * np.abs(want)
         if not np.all((diff <= allowed) | (np.isnan(got) & np.isnan(want))):
-            raise _error(f"the exported {fmt} file differs from dlcourse's predictions by up to "
+            raise ExportError(f"the exported {fmt} file differs from dlcourse's predictions by up to "
                          f"{float(np.nanmax(diff)):.3g} on {ref['inputs']} (allowed {TOLERANCE:g}); nothing was written")
         worst = max(worst, float(np.nanmax(diff)) if diff.size else 0.0)
     tolerance = (f"{TOLERANCE:g} absolute on probabilities" if scale is None else

@@ -13,7 +13,7 @@ units. Outputs: class probabilities (N x classes; binary: N x 2) or values in th
 preprocessing folded in, the dlcourse version and the checkpoint. Before the file appears it is run
 (onnxruntime / torch.jit.load) on the raw inputs of the checkpoint's test split and compared with
 `dlcourse.load(...).predict`: a difference above 1e-4 stops the export and leaves no file.
-Python: `dlcourse.export(ckpt, output, format)` or `Predictor.export(output, format)`.
+Python: `dlcourse.export(run dir, .ckpt or dlcourse.load(...) result, output, format)`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlcourse.cli_args import parse_key_values
-from dlcourse.errors import DlcourseError, fail
+from dlcourse.errors import DlcourseError, ExportError, fail
+from dlcourse.export_affine import input_affine, output_affine
 
 if TYPE_CHECKING:
-    import torch
 
     from dlcourse.export_check import Exported
     from dlcourse.predictor import Predictor
@@ -41,64 +41,7 @@ DEFAULT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-class ExportError(DlcourseError):
-    """A model that cannot be exported, or whose exported file does not predict as dlcourse does."""
-
-
-# -- what the graph folds in ----------------------------------------------------------------------------
-def input_affine(p: Predictor, dm=None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(mean, std, description) with model input = (raw - mean) / std, as `dm` (the Predictor's data
-    module unless given) preprocesses raw inputs; refuses what one such step cannot express."""
-    import torch
-
-    from dlcourse.data.base import InMemoryDataModule
-    from dlcourse.data.tabular import TabularDataModule
-
-    dm = p._dm if dm is None else dm
-    if p.inputs == "image":
-        c = p.input_shape[0]
-        mean, std = torch.tensor(dm.mean).view(1, c, 1, 1), torch.tensor(dm.std).view(1, c, 1, 1)
-        return mean, std, [f"normalise each channel: (x - mean) / std with the training split's mean {_r(dm.mean)} "
-                           f"and std {_r(dm.std)}"]
-    if p.inputs == "sequence":
-        mean, std = float(getattr(dm, "mean", 0.0)), float(getattr(dm, "std", 1.0))
-        text = [] if (mean, std) == (0.0, 1.0) else [f"scale the window: (x - {mean:.6g}) / {std:.6g} (the training "
-                                                     f"series' mean and std)"]
-        return torch.tensor(mean), torch.tensor(std), text
-    categories = getattr(dm, "categories", None)
-    if categories:
-        raise ExportError(f"this model's table has string columns ({', '.join(categories)}) that the exported graph "
-                          "cannot encode; train it on numeric columns only (data.features=[...]) to export it, or "
-                          "predict with dlcourse-eval predict= / dlcourse.load")
-    impute = dm.imputation_text() if isinstance(dm, TabularDataModule) else []
-    if isinstance(dm, TabularDataModule) and dm.mean is not None:
-        return dm.mean.float(), dm.std.float(), [*impute, f"standardise each input: (x - mean) / std with the training "
-                                                 f"rows' mean {_r(dm.mean.tolist())} and std {_r(dm.std.tolist())}"]
-    if isinstance(dm, TabularDataModule) or type(dm).preprocess is InMemoryDataModule.preprocess:
-        return torch.tensor(0.0), torch.tensor(1.0), impute
-    raise ExportError(f"{type(dm).__name__} preprocesses its inputs in its own way, which dlcourse-export "
-                      "does not know how to fold into the graph")
-
-
-def output_affine(p: Predictor) -> tuple[float, float, list[str]]:
-    """(mean, std): values = model output * std + mean, as Predictor._outputs puts them in the target's units."""
-    mean, std, text = 0.0, 1.0, []
-    if p._task.target_scale is not None:
-        t_mean, t_std = map(float, p._task.target_scale)
-        mean, std = t_mean, t_std
-        text.append(f"values * {t_std:.6g} + {t_mean:.6g}: back to the target's units (trained standardised)")
-    if p.inputs == "sequence":
-        s_mean, s_std = float(getattr(p._dm, "mean", 0.0)), float(getattr(p._dm, "std", 1.0))
-        mean, std = mean * s_std + s_mean, std * s_std
-        if (s_mean, s_std) != (0.0, 1.0):
-            text.append(f"forecast * {s_std:.6g} + {s_mean:.6g}: back to the series' units")
-    return mean, std, text
-
-
-def _r(values) -> list[float]:
-    return [float(f"{v:.6g}") for v in values]
-
-
+# -- the graph -----------------------------------------------------------------------------------------
 def wrap(p: Predictor) -> tuple[Exported, dict]:
     """The graph to export and the facts the sidecar JSON tells about it."""
     import copy
@@ -178,11 +121,13 @@ def export_predictor(p: Predictor, output=None, format: str | None = None, overw
 
 def export(ckpt_or_run, output=None, format: str | None = None, overwrite: bool = False,
            overrides: tuple[str, ...] | list[str] = ()) -> Path:
-    """A run directory (its best checkpoint) or a .ckpt file as one ONNX or TorchScript file taking raw
-    inputs, plus <output>.json; returns the path written. `overrides`: data.KEY=V / trainer.KEY=V."""
-    from dlcourse.predictor import load, resolve_checkpoint
+    """A run directory (its best checkpoint), a .ckpt file or a loaded Predictor as one ONNX or TorchScript
+    file taking raw inputs, plus <output>.json; returns the path written. `overrides`: data.KEY=V / trainer.KEY=V."""
+    from dlcourse.predictor import Predictor, load, resolve_checkpoint
 
     pick_format(format, Path(output) if output is not None else None)  # before the model is loaded
+    if isinstance(ckpt_or_run, Predictor):
+        return export_predictor(ckpt_or_run, output, format, overwrite)
     if output is not None:
         check_output(Path(output), resolve_checkpoint(ckpt_or_run), overwrite)
     return export_predictor(load(ckpt_or_run, *overrides), output, format, overwrite)

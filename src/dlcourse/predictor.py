@@ -214,11 +214,6 @@ class Predictor:
         finally:
             self.model.cpu().eval()
 
-    def export(self, output=None, format: str | None = None, overwrite: bool = False) -> Path:
-        """This model with its preprocessing as one ONNX/TorchScript file on raw inputs (dlcourse.exporting)."""
-        from dlcourse.exporting import export_predictor
-        return export_predictor(self, output, format, overwrite)
-
     def _facts(self) -> list[tuple[str, str]]:
         shape = "x".join(map(str, self.input_shape))
         inputs = {"table": f"{len(self.feature_names or [])} features ({', '.join(self.feature_names or [])})"
