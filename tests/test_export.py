@@ -107,7 +107,7 @@ def test_image_cnn_exports_take_pixels_and_match_the_predictor(image_run, tmp_pa
     runners = both_formats(run, tmp_path)
     p = load(run)
     files = image_files(pics)
-    pixels = torch.stack([read_image(f, (3, 16, 16)) for f in files]).float().div(255).numpy()  # [0, 1], N x C x H x W
+    pixels = torch.stack([read_image(f, (3, 16, 16)) for f in files]).numpy()  # [0, 1], N x C x H x W
     from_files = p.predict(pics)[[f"prob_{c}" for c in p.class_names]].to_numpy()  # files read and resized by dlcourse
     from_array = p.predict(pixels)[[f"prob_{c}" for c in p.class_names]].to_numpy()
     np.testing.assert_allclose(from_array, from_files, atol=1e-6)

@@ -44,9 +44,14 @@ def table_array(p, x) -> torch.Tensor:
 
 
 def image_array(p, x) -> torch.Tensor:
-    """Pixels (N, C, H, W), (N, H, W), (C, H, W) or (H, W); uint8 0-255 or float in [0, 1]. A 3-D array is
-    one image when its first size is the model's channel count, else N grey images."""
+    """Pixels (N, C, H, W), (N, H, W), (C, H, W) or (H, W); uint8 0-255, uint16 0-65535 (16-bit images) or
+    float in [0, 1]. A 3-D array is one image when its first size is the model's channel count, else N grey
+    images."""
+    import numpy as np
+
     c, h, w = p.input_shape
+    if getattr(x, "dtype", None) in (np.uint16, torch.uint16):  # 16-bit pixels: scaled as 16-bit files are
+        x = (x.to(torch.float32) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)) / 65535
     t = _tensor(x, "the pixels")
     if t.ndim == 2:
         t = t[None, None]
@@ -57,7 +62,7 @@ def image_array(p, x) -> torch.Tensor:
                         f"(the model takes {c}x{h}x{w}); got shape {tuple(x.shape)}")
     top = 1 if t.is_floating_point() else 255
     if len(t) and not (bool(torch.isfinite(t.double()).all()) and t.min() >= 0 and t.max() <= top):
-        raise DataError(f"pixels must be uint8 0-255 or floats in [0, 1]; these ({t.dtype}) go from "
+        raise DataError(f"pixels must be uint8 0-255, uint16 0-65535 or floats in [0, 1]; these ({t.dtype}) go from "
                         f"{float(t.min()):g} to {float(t.max()):g}")
     if not t.is_floating_point():
         t = t.to(torch.uint8)
@@ -67,14 +72,14 @@ def image_array(p, x) -> torch.Tensor:
 
 
 def _as_trained(img: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """One image (C, H, W) through PIL as training read its files (floats as 8-bit pixels)."""
+    """One image (C, H, W) as training read its files: 8-bit pixels through PIL, floats at their own depth."""
     import numpy as np
     from PIL import Image
 
-    from dlcourse.data.image_folder import image_tensor
+    from dlcourse.data.pixels import float_as_trained, image_tensor
 
     if img.is_floating_point():
-        img = img.mul(255).round().to(torch.uint8)
+        return float_as_trained(img, shape)
     arr = np.ascontiguousarray(img.permute(1, 2, 0).numpy())
     return image_tensor(Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr), shape)
 

@@ -4,7 +4,8 @@
     root/train/cat/..., root/val/cat/..., root/test/cat/...      separate folders (val/test optional:
                                                                   missing ones are split off train)
 
-Every image is read once with PIL, converted to RGB (channels: 3) or grey (channels: 1), resized to
+Every image is read once with PIL at its real depth (16-bit grey as 16 bits, see data/pixels.py), converted
+to RGB (channels: 3) or grey (channels: 1), scaled to [0, 1], resized to
 image_size x image_size and kept in memory as one float tensor per split, normalised with the
 training split's per-channel statistics. Augmentation (random affine, flips) runs on the device.
 """
@@ -14,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
 import torch
 
 from dlcourse.config.types import Fraction, Interval
 from dlcourse.data.images import ImageDataModule
+from dlcourse.data.pixels import GREY_MODES, image_tensor, palette_is_grey
 from dlcourse.errors import DataError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -33,27 +34,20 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
-def image_tensor(img, shape: tuple[int, int, int]) -> torch.Tensor:
-    """A PIL image as training reads it: RGB (C=3) or grey (C=1), resized bilinearly to (H, W); uint8 (C, H, W)."""
-    from PIL import Image
-
-    c, h, w = shape
-    arr = np.asarray(img.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).reshape(h, w, c).permute(2, 0, 1)
-
-
 def read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-    """One image file as image_tensor(); one line naming the file if it cannot be read."""
+    """One image file as pixels.image_tensor() (float32 C x H x W in [0, 1], at the file's real depth); one
+    line naming the file if it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            return image_tensor(img, shape)
+            return image_tensor(img, shape, str(path))
     except (OSError, UnidentifiedImageError) as e:
         raise DataError(f"cannot read image {path}: {e}") from None
+    except ValueError as e:  # a mode PIL cannot convert to grey or RGB (e.g. LAB)
+        raise DataError(f"cannot read image {path}: {e}; save it as grey, RGB or 16-bit grey") from None
 
 
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")  # P: palette images are checked for colour below
 MAX_AUTO_SIZE = 64  # image_size: null takes the images' own size, up to this (memory: all images are kept)
 
 
@@ -77,7 +71,7 @@ class ImageFolderDataModule(ImageDataModule):
             try:
                 with Image.open(path) as img:
                     sides[max(img.size)] += 1
-                    grey = grey and (img.mode in GREY_MODES and (img.mode != "P" or _palette_is_grey(img)))
+                    grey = grey and (img.mode in GREY_MODES and (img.mode != "P" or palette_is_grey(img)))
             except OSError:
                 continue  # reported when the image is read
         if self.channels is None:
@@ -86,16 +80,14 @@ class ImageFolderDataModule(ImageDataModule):
             self.image_size = max(8, min(MAX_AUTO_SIZE, sides.most_common(1)[0][0] if sides else MAX_AUTO_SIZE))
 
     def load_folder(self, folder: Path, class_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = [], []
-        size = (self.image_size, self.image_size)
-        for label, name in enumerate(class_names):
-            sub = folder / name
-            for path in image_files(sub) if sub.is_dir() else []:
-                images.append(read_image(path, (self.channels, *size)))
-                labels.append(label)
-        if not images:
-            return torch.zeros(0, self.channels, *size), torch.zeros(0, dtype=torch.long)
-        return torch.stack(images).float().div_(255.0), torch.tensor(labels, dtype=torch.long)
+        """Every image of the class folders as one float tensor in [0, 1] (filled in place: no second copy)."""
+        files = [(label, path) for label, name in enumerate(class_names) if (folder / name).is_dir()
+                 for path in image_files(folder / name)]
+        shape = (self.channels, self.image_size, self.image_size)
+        x = torch.empty(len(files), *shape)
+        for i, (_, path) in enumerate(files):
+            x[i] = read_image(path, shape)
+        return x, torch.tensor([label for label, _ in files], dtype=torch.long)
 
     def split_off(self, x, y, fraction: float, g: torch.Generator):
         """Stratified: `fraction` of every class goes to the second part."""
@@ -123,9 +115,12 @@ class ImageFolderDataModule(ImageDataModule):
         g = torch.Generator().manual_seed(self.seed)
         if self.channels is None or self.image_size is None:
             self.look_at_images([f for d in split_dirs.values() if d for f in image_files(d)] or image_files(train_dir))
+        empty = [n for n in self.class_names if not image_files(train_dir / n)]
+        if empty:
+            also = f" (also empty: {', '.join(empty[1:])})" if empty[1:] else ""
+            raise DataError(f"class folder {train_dir / empty[0]} has no images ({', '.join(sorted(EXTENSIONS))}){also}: "
+                            f"add images or remove the folder")
         train = self.load_folder(train_dir, self.class_names)
-        if len(train[1]) == 0:
-            raise DataError(f"no images ({', '.join(sorted(EXTENSIONS))}) in the class folders of {train_dir}")
         splits = {}
         for split, fraction in (("test", self.test_fraction), ("val", self.val_fraction)):
             if split_dirs[split] is not None:
@@ -144,8 +139,3 @@ class ImageFolderDataModule(ImageDataModule):
         super().load_state_dict(state)
         self.channels = state.get("channels", self.channels)
         self.image_size = state.get("image_size", self.image_size)
-
-
-def _palette_is_grey(img) -> bool:
-    rgb = np.asarray(img.convert("RGB"))
-    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
