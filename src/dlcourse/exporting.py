@@ -140,7 +140,7 @@ def describe(p: Predictor, fmt: str, facts: dict, output: Path) -> dict:
 
     shape = [-1, *facts["input_shape"]]
     layout = {"table": "N x features (raw values, training column order)",
-              "image": "N x C x H x W pixels, floats in [0, 1] (uint8 / 255)",
+              "image": "N x C x H x W pixels, floats in [0, 1] (uint8 / 255, 16-bit / 65535)",
               "sequence": "N x n_steps window values, in the series' own units"}[p.inputs]
     info = {"format": fmt, "file": output.name, "task": p.task, "experiment": p.config.get("name"),
             "model": str((p.config.get("model") or {}).get("_target_", "")),
