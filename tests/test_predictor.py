@@ -205,6 +205,19 @@ def test_series_windows_in_raw_units_give_forecasts_in_raw_units(series_run, tmp
         one_line(e)
 
 
+def test_an_empty_value_in_windows_or_pixel_rows_is_one_line_never_a_nan_prediction(series_run, image_run):
+    windows = np.lib.stride_tricks.sliding_window_view(series_run[1], 10)[:4].copy()
+    windows[2, 5] = np.nan
+    with pytest.raises(DataError) as e:
+        load(series_run[0]).predict(windows)
+    assert "window 2 " in one_line(e) and "missing" in one_line(e)
+    rows = pd.DataFrame(np.full((2, 3 * 16 * 16), 0.5))
+    rows.iloc[1, 7] = np.nan  # a pixel row of a CSV with an empty cell
+    with pytest.raises(DataError) as e:
+        load(image_run[0]).predict(rows)
+    assert "column 7 of the DataFrame" in one_line(e) and "line 3" in one_line(e)
+
+
 def test_a_series_csv_gets_the_forecast_after_each_window(series_run, tmp_path):
     """The series as training read it (its column, rows in time order): each row gets the forecast made
     after the window that ends there; the last row's is the forecast into the future."""

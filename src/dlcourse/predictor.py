@@ -143,6 +143,7 @@ class Predictor:
 
     def predict_table(self, df, name: str = "the table"):
         """`df` with `prediction` (and `prob_<class>`) columns added; `name` is what errors call it."""
+        import numpy as np
         import pandas as pd
 
         dm, names = self._dm, self._task.io.get("feature_names")
@@ -160,8 +161,13 @@ class Predictor:
             if len(cols) != n_in:
                 raise DataError(f"{name} needs the columns {', '.join(names or [])} (or exactly {n_in} numeric columns); "
                                 f"it has {', '.join(map(str, df.columns))}")
+            values = df[cols].to_numpy(dtype="float32")
+            if not np.isfinite(values).all():  # an empty cell: never a prediction from NaN
+                row, col = (~np.isfinite(values)).nonzero()
+                raise DataError(f"column {cols[col[0]]!r} of {name} has a missing or non-finite value at line "
+                                f"{int(row[0]) + 2}; fill or drop it")
             # one example per row, in the model's input shape (images: C*H*W pixels; series: n_steps values)
-            x = dm.preprocess(torch.tensor(df[cols].to_numpy(dtype="float32")).reshape(len(df), *self.input_shape))
+            x = dm.preprocess(torch.tensor(values).reshape(len(df), *self.input_shape))
         result = df.copy()
         for column, values in self._outputs(x).items():
             result[column] = values

@@ -116,6 +116,9 @@ def series_array(p, x) -> torch.Tensor:
     if tuple(t.shape[1:]) != tuple(p.input_shape):
         raise DataError(f"expected windows of {n_steps} steps as an array (N, {n_steps}), (N, {n_steps}, 1) or "
                         f"({n_steps},); got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise DataError(f"window {int((~torch.isfinite(t)).flatten(1).any(1).nonzero()[0][0])} (0-based) has a missing "
+                        f"or non-finite value; fill or drop it")
     return p._dm.preprocess(t)
 
 
