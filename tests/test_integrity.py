@@ -159,6 +159,7 @@ TRAIN = [
     ["data=csv", "data.path={mixed_decimals}", "data.target=label"],
     ["data=csv", "data.path={three_rows}", "data.target=label", "data.missing=drop"],
     ["data=csv", f"data.path={CSV}", "data.target=label", "data.decimal=comma"],
+    ["task.class_weight=heavy"], ["data=csv", f"data.path={CSV}", "data.target=label", "task.class_weight=[1,2]"],
 ]
 EVAL = [[], ["ckpt_path=/no/such"], ["ckpt_path={garbage}"], ["ckpt_path={run}", "split=train"],
         ["ckpt_path={run}", "data.bogus=1"], ["ckpt_path={run}", "trainer.precision=bogus"], ["ckpt_path={run}", "model.x=1"],

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.callbacks.progress import NotebookProgressBar, in_notebook
 from dlcourse.checkpoints import read_checkpoint
-from dlcourse.errors import CheckpointError, ConfigError, DlcourseError
+from dlcourse.errors import CheckpointError, ConfigError, DataError, DlcourseError
 from dlcourse.machine import resolve_precision
 from dlcourse.metrics import LOSSES, resolve_loss
 from dlcourse.task import Task
@@ -67,8 +67,31 @@ def build_task(cfg: DictConfig, dm) -> Task:
     model = build_model(cfg, dm.input_shape, dm.num_outputs)
     scheduler = instantiate(cfg.scheduler, _convert_="all") if cfg.scheduler.get("_target_") else None
     make_task = instantiate(cfg.task, _partial_=True, _convert_="all")
+    io = {**data_facts(dm), "class_weight": class_weights(cfg, dm)}  # the weights travel with the checkpoint
     return make_task(model=model, task=dm.task, num_classes=dm.num_classes, optimizer=build_optimizer(cfg),
-                     scheduler=scheduler, io=data_facts(dm))
+                     scheduler=scheduler, io=io)
+
+
+def class_weights(cfg: DictConfig, dm) -> list[float] | None:
+    """task.class_weight as one weight per class: "balanced" from the training split's counts (scikit-learn's
+    n_samples / (n_classes * count)); a list as given, in the order of the class names."""
+    import torch
+
+    given = OmegaConf.select(cfg, "task.class_weight")
+    if given is None:
+        return None
+    if dm.task == "regression":
+        raise ConfigError("task.class_weight", given, "only for classification (this data is regression); allowed: null")
+    names = [str(n) for n in dm.class_names or range(dm.num_classes or 2)]
+    if given != "balanced":
+        if len(given) != len(names):
+            raise ConfigError("task.class_weight", list(given), f"needs one weight per class, {len(names)} "
+                              f"({', '.join(names)}), or balanced")
+        return [float(w) for w in given]
+    counts = torch.bincount(dm.splits["train"][1].long().flatten(), minlength=len(names)).tolist()
+    if 0 in counts:
+        raise DataError(f"task.class_weight=balanced: class {names[counts.index(0)]!r} has no training examples")
+    return [sum(counts) / (len(names) * c) for c in counts]
 
 
 def data_facts(dm) -> dict:

@@ -18,13 +18,18 @@ def resolve_loss(task: str, loss: str) -> str:
     return DEFAULT_LOSS[task] if loss == "auto" else loss
 
 
-def compute_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def compute_loss(name: str, out: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """`out` is the model's raw output: logits for classification (sigmoid/softmax live in the loss,
-    which is the numerically stable form), values for regression."""
+    which is the numerically stable form), values for regression. `weight` (one per class, task.class_weight)
+    weights each example's loss by its class, then the mean over the examples: scikit-learn's class_weight
+    as sample weights (with "balanced" weights the training split's mean weight is 1)."""
     if name == "bce":
-        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float())
+        per = None if weight is None else weight[y.long()]
+        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float(), weight=per)
     if name == "cross_entropy":
-        return F.cross_entropy(out, y)
+        if weight is None:
+            return F.cross_entropy(out, y)
+        return (F.cross_entropy(out, y, reduction="none") * weight[y]).mean()
     out = out.reshape(y.shape)
     if name == "mse":
         return F.mse_loss(out, y)
@@ -126,8 +131,38 @@ class LastOutputsMSE(tm.Metric):
         return self.sse / self.n.clamp_min(1)
 
 
+class ClassRecall(tm.Metric):
+    """Balanced accuracy as scikit-learn's balanced_accuracy_score (the mean recall of the classes present in
+    the targets) and, given the class names, each class's recall as `recall_<class>` (nan without examples)."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, names: list[str] | None = None):
+        super().__init__()
+        self.num_classes, self.names = num_classes, list(names or [])
+        self.add_state("hits", default=torch.zeros(num_classes), dist_reduce_fx="sum")
+        self.add_state("support", default=torch.zeros(num_classes), dist_reduce_fx="sum")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        label = (probs > 0.5).long() if probs.ndim == 1 else probs.argmax(-1)  # as the accuracy decides
+        target = target.long()
+        self.support += torch.bincount(target, minlength=self.num_classes).float()
+        self.hits += torch.bincount(target[label == target], minlength=self.num_classes).float()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        recall = self.hits / self.support
+        return {"balanced_acc": recall.nanmean(), **{f"recall_{n}": r for n, r in zip(self.names, recall, strict=False)}}
+
+
+def split_metrics(task: str, num_classes: int | None, io: dict) -> tuple[tm.MetricCollection, tm.MetricCollection]:
+    """val/ and test/ metrics; the test's add each class's recall."""
+    last = io.get("last_outputs")
+    return (make_metrics(task, num_classes, last_outputs=last).clone(prefix="val/"),
+            make_metrics(task, num_classes, last_outputs=last, class_names=io.get("class_names")).clone(prefix="test/"))
+
+
 def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
-                 last_outputs: int | None = None) -> tm.MetricCollection:
+                 last_outputs: int | None = None, class_names: list[str] | None = None) -> tm.MetricCollection:
     if task == "binary":
         metrics = {
             "acc": C.BinaryAccuracy(),
@@ -152,6 +187,8 @@ def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
         metrics["r2"] = R.R2Score(multioutput="uniform_average")
         if last_outputs:  # declared by the data module, e.g. a seq2seq forecast's last step
             metrics["mse_last"] = LastOutputsMSE(last_outputs)
+    if task != "regression":  # balanced_acc (and recall_<class> given the names), for imbalanced classes
+        metrics["balanced"] = ClassRecall(num_classes or 2, class_names)
     return tm.MetricCollection(metrics)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics.aggregation import CatMetric
 
 from dlcourse.checkpoints import restore_rng, rng_state
-from dlcourse.config.types import Loss, NonNegative, Positive
+from dlcourse.config.types import ClassWeight, Loss, NonNegative, Positive
 from dlcourse.errors import NonFiniteLossError
 from dlcourse.internals import optimizer_step
 from dlcourse.memory import release_freed_memory
@@ -19,11 +19,11 @@ from dlcourse.metrics import (
     SplitSums,
     compute_loss,
     correct_count,
-    make_metrics,
     metric_targets,
     predictions,
     publish,
     resolve_loss,
+    split_metrics,
 )
 from dlcourse.optim import l1_penalty, schedule_defaults, schedule_interval, step_per_epoch
 
@@ -44,6 +44,7 @@ class Task(L.LightningModule):
         gradient_clip_val: Positive | None = None,
         scheduler_interval: Literal["auto", "epoch", "step"] = "auto",
         scheduler_monitor: str = "val/loss",
+        class_weight: ClassWeight = None,  # "balanced" or one weight per class; resolved into io by dlcourse.build
         config: dict | None = None,
         io: dict | None = None,
     ):
@@ -61,12 +62,11 @@ class Task(L.LightningModule):
         self.config = config or {}  # the resolved run config: stored in checkpoints for dlcourse-eval
         self.io = io or {}  # input_shape / num_outputs / task / class names: rebuild the model without data
         self.target_scale = self.io.get("target_scale")  # regression targets standardised by the data: (mean, std)
-        self.val_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="val/")
-        self.test_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="test/")
-        # Test outputs, gathered across ranks, for the figures (confusion matrix, ROC, forecasts).
-        self.test_preds, self.test_targets = CatMetric(), CatMetric()
-        # Per-epoch metrics (saved in checkpoints, so a resumed run keeps its earlier epochs): the run's
-        # history.csv and `dlcourse.run(...).history`.
+        weight = self.io.get("class_weight")  # the loss's weight per class, task.class_weight (not in the state_dict)
+        self.register_buffer("loss_weight", None if weight is None else torch.tensor(weight), persistent=False)
+        self.val_metrics, self.test_metrics = split_metrics(task, num_classes, self.io)
+        self.test_preds, self.test_targets = CatMetric(), CatMetric()  # test outputs (all ranks), for the figures
+        # Per-epoch metrics, in checkpoints (a resumed run keeps them): history.csv, `dlcourse.run(...).history`.
         self.val_history, self.train_history = [], []  # [{"epoch": 0, "val/loss": ...}, ...]
         self.test_results: dict[str, float] = {}
         self._reset_train_sums()
@@ -103,7 +103,7 @@ class Task(L.LightningModule):
         for batch in group if isinstance(group, list) else [group]:
             x, y = batch[0], batch[1]
             out = self.model(x)
-            loss = compute_loss(self.loss_name, out, y)
+            loss = compute_loss(self.loss_name, out, y, self.loss_weight)
             losses.append(loss.detach())
             sizes.append(len(y))
             if self.task != "regression":
@@ -182,7 +182,7 @@ class Task(L.LightningModule):
         if self.target_scale is not None:  # trained on standardised targets: metrics in the target's own units
             mean, std = self.target_scale
             preds, targets = preds * std + mean, targets * std + mean
-        self._eval.add(preds, targets, compute_loss(self.loss_name, out, y) * len(y), len(y))
+        self._eval.add(preds, targets, compute_loss(self.loss_name, out, y, self.loss_weight) * len(y), len(y))
         return preds, targets
 
     def _start_eval(self):

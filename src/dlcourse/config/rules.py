@@ -91,7 +91,7 @@ def logged_metrics(kind: str, sequence: bool) -> list[str]:
     if kind == "regression":
         names = ["loss", "mse", "mae", "r2", *(["mse_last"] if sequence else [])]
         return [*(f"val/{n}" for n in names), "train/loss"]
-    names = ["loss", "acc", "precision", "recall", "f1", "specificity", "auroc"]
+    names = ["loss", "acc", "balanced_acc", "precision", "recall", "f1", "specificity", "auroc"]
     return [*(f"val/{n}" for n in names), "train/loss", "train/acc"]
 
 

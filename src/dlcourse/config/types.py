@@ -55,5 +55,8 @@ LOSSES = {"bce": ("binary",), "cross_entropy": ("multiclass",), "mse": ("regress
           "huber": ("regression",)}
 DEFAULT_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}
 Loss = Literal["auto", "bce", "cross_entropy", "mse", "mae", "huber"]
+# task.class_weight: "balanced" (scikit-learn's n_samples / (n_classes * count) of the training split) or one
+# weight per class, in the order of the class names.
+ClassWeight = Literal["balanced"] | Annotated[list[Positive], MinLen(2)] | None
 # What a data module's examples are (class attribute `inputs`) and what a model takes (`accepts`).
 INPUT_KINDS = {"table": "rows of numeric features", "image": "images", "sequence": "sequences (time series windows)"}
