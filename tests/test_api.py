@@ -51,8 +51,8 @@ def test_run_equals_the_command_line_and_leaves_the_process_as_it_was(tmp_path, 
     history = first.history
     assert list(history["epoch"]) == [1, 2, 3]
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr"} <= set(history.columns)
-    best = int(first.metrics["val"]["epoch"])
-    assert history.loc[best, "val/loss"] == pytest.approx(first.metrics["val"]["val/loss"])
+    best = int(first.metrics["val"]["epoch"])  # counted from 1, as history's epoch column
+    assert history.set_index("epoch").loc[best, "val/loss"] == pytest.approx(first.metrics["val"]["val/loss"])
     assert first.config.optimizer.lr == 0.01 and first.config.seed == 3
     assert {"confusion_matrix", "roc_curve"} <= set(first.figures)
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in first.figures.values())

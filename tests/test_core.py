@@ -67,7 +67,7 @@ def test_tabular_experiment_writes_run_directory(cfg_factory, overrides):
     assert {"loss", "acc"} <= set(train_ev.Tags()["scalars"])
     assert {"loss", "acc", "auroc"} <= set(val_ev.Tags()["scalars"])
     assert [s.step for s in val_ev.Scalars("loss")] == [1, 2]  # one point per epoch, on the epoch axis
-    best_epoch = int(on_disk["val"]["epoch"]) + 1
+    best_epoch = int(on_disk["val"]["epoch"])  # counted from 1: the TensorBoard step of that epoch
     assert [(s.step, s.value) for s in test_ev.Scalars("acc")] == [(best_epoch, pytest.approx(on_disk["test"]["test/acc"]))]
     assert root.Tags()["scalars"] == []  # no single-point cards: no test/*, hp/* or epoch tags
     assert "figures/confusion_matrix" in root.Tags()["images"]

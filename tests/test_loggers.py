@@ -67,7 +67,7 @@ def test_an_mlflow_run_reads_back_with_its_params_curves_results_figures_and_mod
     losses = [m.value for m in client.get_metric_history(rid, "val/loss")]
     assert losses == pytest.approx([float(r["val/loss"]) for r in csv.DictReader(open(run_dir / "history.csv"))])
     # The final values once, at the tested epoch: the test metrics and the tested epoch's validation values.
-    tested = int(record["val"]["epoch"]) + 1
+    tested = int(record["val"]["epoch"])  # counted from 1
     for key, value in record["test"].items():
         assert [(m.step, m.value) for m in client.get_metric_history(rid, key)] == [(tested, pytest.approx(value))]
     assert found.data.metrics["best/val/loss"] == pytest.approx(record["val"]["val/loss"])
@@ -105,7 +105,7 @@ def test_a_csv_run_has_one_row_per_epoch_then_its_test_metrics(tmp_path):
     assert [float(r["val/loss"]) for r in epochs] == pytest.approx([float(r["val/loss"]) for r in history])
     assert all(r["train/loss"] and r["lr-Adam"] and not r["test/acc"] for r in epochs)
     assert float(last["test/acc"]) == pytest.approx(record["test"]["test/acc"]) and not last["val/loss"]
-    assert int(last["epoch"]) == int(record["val"]["epoch"]) + 1  # the tested epoch
+    assert int(last["epoch"]) == int(record["val"]["epoch"])  # the tested epoch, both counted from 1
     hparams = yaml.safe_load((run_dir / "csv" / "hparams.yaml").read_text())
     assert hparams["optimizer.lr"] == 0.01 and hparams["data"] == "iris"
     assert not list(run_dir.glob("events.*")) and not (tmp_path / "outputs" / "mlflow.db").exists()

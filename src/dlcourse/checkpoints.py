@@ -65,3 +65,13 @@ def resolve_checkpoint(value) -> Path:
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={str(value)!r}: no such checkpoint file")
     return path
+
+
+def one_based(history: list[dict]) -> list[dict]:
+    """A checkpoint's per-epoch history with epochs counted from 1 (checkpoints written before the histories
+    counted from 1 start at epoch 0)."""
+    history = [dict(h) for h in history]
+    if history and min(int(h.get("epoch", 1)) for h in history) == 0:
+        for h in history:
+            h["epoch"] = int(h["epoch"]) + 1
+    return history

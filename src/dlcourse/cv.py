@@ -72,8 +72,8 @@ def refit_config(cfg: DictConfig, run_dir: Path, epochs: int) -> DictConfig:
 
 
 def refit_epochs(results: list[dict]) -> int:
-    """The folds' mean best epoch, as a count of epochs (val `epoch` is 0-based)."""
-    best = [r["val"]["epoch"] + 1 if "epoch" in r.get("val", {}) else r["epochs"] for r in results]
+    """The folds' mean best epoch, as a count of epochs (val `epoch` counts from 1)."""
+    best = [r["val"]["epoch"] if "epoch" in r.get("val", {}) else r["epochs"] for r in results]
     return max(1, round(statistics.fmean(best)))
 
 

@@ -77,9 +77,9 @@ class EpochRows:
 
 
 def tested_step(record: dict) -> int:
-    """The step of the run's final values: the tested (best) epoch, counted from 1; else the epochs done."""
+    """The step of the run's final values: the tested (best) epoch (metrics.json counts from 1); else the epochs done."""
     best = record["val"].get("epoch")
-    return int(best) + 1 if best is not None else int(record["epochs"] or 0)
+    return int(best) if best is not None else int(record["epochs"] or 0)
 
 
 def safe_params(params: dict) -> dict:

@@ -38,8 +38,8 @@ def history_rows(train: list[dict], val: list[dict]) -> list[dict]:
     """One row per epoch (numbered from 1, as the console counts them): train then validation columns."""
     rows: dict[int, dict] = {}
     for entry in [*train, *val]:
-        epoch = int(entry["epoch"])
-        rows.setdefault(epoch, {"epoch": epoch + 1}).update({k: v for k, v in entry.items() if k != "epoch"})
+        epoch = int(entry["epoch"])  # counted from 1, as the task's histories count
+        rows.setdefault(epoch, {"epoch": epoch}).update({k: v for k, v in entry.items() if k != "epoch"})
     return [rows[e] for e in sorted(rows)]
 
 
@@ -124,7 +124,7 @@ def ending_line(metrics: dict) -> str:
     """How the run ended, in words: all epochs, early stopping (at which epoch, which was best), divergence."""
     epochs, most = metrics.get("epochs"), metrics.get("max_epochs")
     best = metrics.get("val", {}).get("epoch")
-    best_text = "" if best is None else f"; best epoch {int(best) + 1}, the one tested"
+    best_text = "" if best is None else f"; best epoch {int(best)}, the one tested"
     if metrics.get("diverged_epoch") is not None:
         return (f"ended: diverged in epoch {metrics['diverged_epoch']} of {most} (the loss became nan or inf); "
                 f"the last good checkpoint stays")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torchmetrics.aggregation import CatMetric
 
-from dlcourse.checkpoints import restore_rng, rng_state
+from dlcourse.checkpoints import one_based, restore_rng, rng_state
 from dlcourse.config.types import ClassWeight, Loss, NonNegative, Positive
 from dlcourse.errors import NonFiniteLossError
 from dlcourse.internals import optimizer_step
@@ -67,7 +67,7 @@ class Task(L.LightningModule):
         self.val_metrics, self.test_metrics = split_metrics(task, num_classes, self.io)
         self.test_preds, self.test_targets = CatMetric(), CatMetric()  # test outputs (all ranks), for the figures
         # Per-epoch metrics, in checkpoints (a resumed run keeps them): history.csv, `dlcourse.run(...).history`.
-        self.val_history, self.train_history = [], []  # [{"epoch": 0, "val/loss": ...}, ...]
+        self.val_history, self.train_history = [], []  # [{"epoch": 1, "val/loss": ...}, ...]: counted from 1
         self.test_results: dict[str, float] = {}
         self._reset_train_sums()
 
@@ -161,7 +161,7 @@ class Task(L.LightningModule):
 
     def _close_train_epoch(self):
         """The epoch's train loss/accuracy to the loggers and to train_history, once per epoch."""
-        if not self._seen or (self.train_history and self.train_history[-1]["epoch"] == self.current_epoch):
+        if not self._seen or (self.train_history and self.train_history[-1]["epoch"] == self.current_epoch + 1):
             return
         reduce = self.trainer.strategy.reduce
         seen = reduce(torch.tensor(float(self._seen), device=self.device), reduce_op="sum")
@@ -171,7 +171,7 @@ class Task(L.LightningModule):
         self.publish(values)
         groups = self.trainer.optimizers[0].param_groups if self._trainable and self.trainer.optimizers else []
         lr = {"lr": groups[0]["lr"]} if groups else {}  # none for a model with nothing to train (naive)
-        self.train_history.append({"epoch": self.current_epoch, **{k: float(v) for k, v in values.items()}, **lr})
+        self.train_history.append({"epoch": self.current_epoch + 1, **{k: float(v) for k, v in values.items()}, **lr})
 
     # -- evaluation ---------------------------------------------------------------
     def _eval_step(self, batch):
@@ -205,7 +205,7 @@ class Task(L.LightningModule):
             if row["val/loss"] != row["val/loss"] or abs(row["val/loss"]) == float("inf"):
                 self._nonfinite += 1  # the weights diverged in the epoch's last step: fail, not early-stop
                 self._check_finite()
-            self.val_history.append({"epoch": self.current_epoch, **row})
+            self.val_history.append({"epoch": self.current_epoch + 1, **row})
 
     def on_test_epoch_start(self):
         self._start_eval()
@@ -220,7 +220,7 @@ class Task(L.LightningModule):
     def on_test_epoch_end(self):
         self.test_results = self._end_eval(self.test_metrics, "test")
 
-    def publish(self, values: dict[str, torch.Tensor]) -> None:
+    def publish(self, values: dict[str, torch.Tensor]) -> None:  # `epoch` 0-based as Lightning: loggers step at epoch + 1
         publish(self.trainer, values, epoch=self.current_epoch, step=self.global_step)
 
     # -- optimisation ---------------------------------------------------------------
@@ -245,6 +245,6 @@ class Task(L.LightningModule):
         checkpoint["rng"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.val_history = list(checkpoint.get("val_history", []))
-        self.train_history = list(checkpoint.get("train_history", []))
+        self.val_history = one_based(checkpoint.get("val_history", []))
+        self.train_history = one_based(checkpoint.get("train_history", []))
         restore_rng(checkpoint.get("rng"))
