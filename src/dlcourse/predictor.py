@@ -36,7 +36,7 @@ def read(path: Path, dotlist: list[str]):
     cfg = OmegaConf.merge(OmegaConf.create(ckpt["dlcourse_config"]), OmegaConf.from_dotlist(list(dotlist)))
     validate(cfg)  # the stored config is data: checked like the command line before anything is built
     io = ckpt["dlcourse_io"]
-    model = build_model(cfg, io["input_shape"], io["num_outputs"])
+    model = build_model(cfg, io["input_shape"], io["num_outputs"], io.get("normalize"))
     task = Task(model, task=io["task"], num_classes=len(io["class_names"]) if io.get("class_names") else None,
                 loss=cfg.task.loss, config=ckpt["dlcourse_config"], io=io)
     try:
