@@ -126,8 +126,9 @@ class LastOutputsMSE(tm.Metric):
         return self.sse / self.n.clamp_min(1)
 
 
-def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
-                 last_outputs: int | None = None) -> tm.MetricCollection:
+def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1, last_outputs: int | None = None,
+                 series_scale: tuple[float, float] | None = None) -> tm.MetricCollection:
+    """`series_scale`: (mean, std) a series was standardised with; adds mse_raw and mae_raw in its own units."""
     if task == "binary":
         metrics = {
             "acc": C.BinaryAccuracy(),
@@ -152,6 +153,9 @@ def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
         metrics["r2"] = R.R2Score(multioutput="uniform_average")
         if last_outputs:  # declared by the data module, e.g. a seq2seq forecast's last step
             metrics["mse_last"] = LastOutputsMSE(last_outputs)
+        std = float(series_scale[1]) if series_scale else 1.0
+        if std != 1.0:  # the same errors in the series' own units
+            metrics["mse_raw"], metrics["mae_raw"] = R.MeanSquaredError() * (std * std), R.MeanAbsoluteError() * std
     return tm.MetricCollection(metrics)
 
 

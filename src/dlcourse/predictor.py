@@ -21,6 +21,7 @@ from dlcourse.build import build_datamodule, build_model
 from dlcourse.checkpoints import read_checkpoint, resolve_checkpoint
 from dlcourse.config.validate import validate
 from dlcourse.errors import CheckpointError, ConfigError, DataError
+from dlcourse.intervals import task_intervals
 from dlcourse.machine import resolve_precision
 from dlcourse.report import accuracy_interval
 from dlcourse.task import Task
@@ -67,6 +68,7 @@ def evaluate(cfg, task: Task, dm, split: str) -> dict:
     metrics = {k.replace("test/", f"{split}/"): v for k, v in task.test_results.items()}
     if f"{split}/acc" in metrics:  # as in training's metrics.json: how precise this split's accuracy is
         metrics.update(accuracy_interval(split, metrics[f"{split}/acc"], n))
+    metrics.update(task_intervals(task, dm, split))  # regression: bootstrap intervals of the mse and mae
     return metrics
 
 

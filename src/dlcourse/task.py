@@ -61,12 +61,12 @@ class Task(L.LightningModule):
         self.config = config or {}  # the resolved run config: stored in checkpoints for dlcourse-eval
         self.io = io or {}  # input_shape / num_outputs / task / class names: rebuild the model without data
         self.target_scale = self.io.get("target_scale")  # regression targets standardised by the data: (mean, std)
-        self.val_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="val/")
-        self.test_metrics = make_metrics(task, num_classes, last_outputs=self.io.get("last_outputs")).clone(prefix="test/")
+        facts = {"last_outputs": self.io.get("last_outputs"), "series_scale": self.io.get("series_scale")}
+        self.val_metrics, self.test_metrics = (make_metrics(task, num_classes, **facts).clone(prefix=f"{s}/")
+                                               for s in ("val", "test"))
         # Test outputs, gathered across ranks, for the figures (confusion matrix, ROC, forecasts).
         self.test_preds, self.test_targets = CatMetric(), CatMetric()
-        # Per-epoch metrics (saved in checkpoints, so a resumed run keeps its earlier epochs): the run's
-        # history.csv and `dlcourse.run(...).history`.
+        # Per-epoch metrics, in checkpoints (a resumed run keeps them): history.csv, `dlcourse.run(...).history`.
         self.val_history, self.train_history = [], []  # [{"epoch": 0, "val/loss": ...}, ...]
         self.test_results: dict[str, float] = {}
         self._reset_train_sums()

@@ -112,6 +112,13 @@ class CSVSeriesDataModule(SeriesDataModule):
         return {"train": (0, n_train), "val": (n_train - reach, n_train + n_val), "test": (n_train + n_val - reach, n)}
 
     @property
+    def interval_block(self) -> int:
+        """Test windows resampled together by the bootstrap intervals (dlcourse.intervals): neighbouring
+        windows share values, so blocks of max(horizon, cube root of the windows) of them."""
+        n = len(self.splits["test"][0]) if self.splits else 1
+        return max(self.horizon, round(n ** (1 / 3)))
+
+    @property
     def series_scale(self) -> tuple[float, float] | None:
         """(mean, std) of the global standardisation: metrics * std are in the series' own units."""
         return (self.mean, self.std) if self.standardize else None
