@@ -63,4 +63,5 @@ def error_line(metrics: dict) -> str | None:
     raw = metrics.get("test_mse_raw_ci95")
     raw_text = "" if raw is None else (f"; in the series' units {metrics['test'].get('test/mse_raw', float('nan')):.4g} "
                                        f"({raw[0]:.4g}-{raw[1]:.4g})")
-    return f"test mse {mse:.4g} (95% CI {ci[0]:.4g}-{ci[1]:.4g}{raw_text}; bootstrap over {n} test rows or windows)"
+    rows = "forecast windows" if "test/mse_last" in metrics["test"] else "rows"  # a series' data declares mse_last
+    return f"test mse {mse:.4g} (95% CI {ci[0]:.4g}-{ci[1]:.4g}{raw_text}; bootstrap over {n} test {rows})"
