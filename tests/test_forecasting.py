@@ -160,3 +160,16 @@ def test_series_errors_from_python_are_one_line(tmp_path):
         with pytest.raises(DataError, match=says) as e:
             CSVSeriesDataModule(path=str(path), columns=columns, n_steps=5, seed=0).setup("fit")
         assert "line 101" in one_line(e) or "sals" in columns
+
+
+def test_a_regression_table_reports_intervals_of_its_test_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    rows = [f"{a:.4f},{b:.4f},{100 + 10 * a - 5 * b + rng.normal():.4f}" for a, b in x]
+    (tmp_path / "t.csv").write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    metrics = train(make_cfg([*FAST, *QUIET_RUN, "data=csv", f"data.path={tmp_path / 't.csv'}", "data.target=y",
+                              "data.task=regression"], tmp_path / "run"))
+    for name in ("mse", "mae"):  # in the target's units, around the test value
+        low, high = metrics[f"test_{name}_ci95"]
+        assert low < metrics["test"][f"test/{name}"] < high
+    assert metrics["n_test"] == 40 and "test_mse_raw_ci95" not in metrics  # a table has no series scale
