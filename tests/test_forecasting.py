@@ -16,7 +16,7 @@ from conftest import FAST, QUIET_RUN, make_cfg, one_line, run_in_process
 from dlcourse.app import main
 from dlcourse.data.csv_series import CSVSeriesDataModule
 from dlcourse.errors import ConfigError, DataError
-from dlcourse.intervals import bootstrap_means, error_intervals
+from dlcourse.intervals import bootstrap_means, error_intervals, interval
 from dlcourse.models.baselines import Naive
 from dlcourse.models.rnn import RNN
 from dlcourse.models.window_norm import WindowNorm
@@ -132,6 +132,8 @@ def test_intervals_resample_rows_and_blocks():
     # errors that drift together (a random walk) are far less certain than as many independent ones
     walk = np.cumsum(rng.normal(0, 1, 400))
     assert np.std(bootstrap_means(walk, block=20)) > 2 * np.std(bootstrap_means(walk, block=1))
+    big = rng.normal(0, 1, 200_000)  # past 100,000 rows: the normal interval, without thousands of resamples
+    np.testing.assert_allclose(interval(big), big.mean() + np.array([-1.96, 1.96]) * big.std() / np.sqrt(2e5), rtol=1e-3)
     both = error_intervals("val", walk[:, None], np.zeros((400, 1)), scale=2.0)
     assert both["n_val"] == 400 and both["val_mse_raw_ci95"] == pytest.approx(
         [4 * v for v in both["val_mse_ci95"]], rel=1e-4)
