@@ -135,9 +135,11 @@ def test_series_lstm_exports_forecast_in_the_series_units(series_run, tmp_path):
         assert got.shape == (len(windows), 20), name
         np.testing.assert_allclose(got, expected, atol=TOL, rtol=TOL, err_msg=name)
         np.testing.assert_allclose(run_file(windows[:1]), expected[:1], atol=TOL, rtol=TOL, err_msg=name)
+        # data.normalize=window (the default) is in the graph: a window 50 higher is forecast 50 higher
+        np.testing.assert_allclose(run_file(windows + 50), expected + 50, atol=1e-3, rtol=1e-5, err_msg=name)
     info = sidecar(tmp_path / "model.onnx")
     assert info["input"]["shape"] == [-1, 10] and info["output"]["shape"] == [-1, 20] and "classes" not in info
-    assert "series' own units" in info["output"]["meaning"] and info["preprocessing"]
+    assert "series' own units" in info["output"]["meaning"] and "its own first value" in info["preprocessing"][-1]
 
 
 # -- what is refused, in one line ------------------------------------------------------------------------------

@@ -217,18 +217,25 @@ def test_csv_series_windows_split_in_time(tmp_path):
     dm = CSVSeriesDataModule(path=str(path), columns="a", n_steps=10, horizon=2, standardize=False, seed=0)
     dm.setup("fit")
     a = np.sin(0.3 * np.arange(200))
-    # 140 / 40 / 20 values, windows of 12 inside each part, stride 1.
-    assert [len(dm.splits[s][0]) for s in ("train", "val", "test")] == [129, 29, 9]
+    # 140 / 40 / 20 values; a validation or test window forecasts 2 values of its part from the 10 before
+    # them (reaching into the part before): every value of the part is forecast. Training windows stay inside.
+    assert [len(dm.splits[s][0]) for s in ("train", "val", "test")] == [140 - 11, 40 - 1, 20 - 1]
     x, y = (t.numpy() for t in dm.splits["val"])
-    np.testing.assert_allclose(x[0, :, 0], a[140:150], atol=1e-5)
-    np.testing.assert_allclose(y[0], a[150:152], atol=1e-5)
+    np.testing.assert_allclose(x[0, :, 0], a[130:140], atol=1e-5)
+    np.testing.assert_allclose(y[0], a[140:142], atol=1e-5)
+    np.testing.assert_allclose(y[-1], a[178:180], atol=1e-5)  # the last forecast ends where the part ends
+    np.testing.assert_allclose(dm.splits["train"][1][-1].numpy(), a[138:140], atol=1e-5)  # no val value trained on
     both = CSVSeriesDataModule(path=str(path), n_steps=10, horizon=2, targets="seq2seq", stride=2, seed=0)
     both.setup("fit")  # every numeric column (the date is skipped), pooled
     assert both.feature_names == ["a", "b"]
     assert both.splits["train"][1].shape == (2 * 65, 10, 2)
+    # seq2seq targets follow every input step: its windows stay inside their part (20 values: 9 windows)
+    assert len(both.splits["test"][0]) == 2 * 5
     assert abs(float(both.splits["train"][0].mean())) < 0.2  # standardized by the training parts
-    with pytest.raises(DataError, match="shorter than one window"):
-        CSVSeriesDataModule(path=str(path), columns=["a"], n_steps=30, horizon=2, seed=0).setup("fit")
+    with pytest.raises(DataError, match="train part .* shorter than one window"):
+        CSVSeriesDataModule(path=str(path), columns=["a"], n_steps=139, horizon=2, seed=0).setup("fit")
+    with pytest.raises(DataError, match="test part .* shorter than the horizon = 30"):
+        CSVSeriesDataModule(path=str(path), columns=["a"], n_steps=10, horizon=30, seed=0).setup("fit")
     with pytest.raises(DataError, match="not a column"):
         CSVSeriesDataModule(path=str(path), columns=["c"], seed=0).setup("fit")
 

@@ -55,8 +55,14 @@ def build_optimizer(cfg: DictConfig):
     return instantiate(cfg.optimizer, _convert_="all")
 
 
-def build_model(cfg: DictConfig, input_shape, num_outputs: int):
-    return instantiate_checked(cfg.model, input_shape=tuple(input_shape), num_outputs=num_outputs, _convert_="all")
+def build_model(cfg: DictConfig, input_shape, num_outputs: int, normalize: str | None = None):
+    """The model of cfg.model; a series with `data.normalize=window` wraps it in its per-window scaling."""
+    model = instantiate_checked(cfg.model, input_shape=tuple(input_shape), num_outputs=num_outputs, _convert_="all")
+    if normalize == "window":
+        from dlcourse.models.window_norm import WindowNorm
+
+        model = WindowNorm(model)
+    return model
 
 
 def build_task(cfg: DictConfig, dm) -> Task:
@@ -64,7 +70,7 @@ def build_task(cfg: DictConfig, dm) -> Task:
     if dm.task not in LOSSES[loss]:  # e.g. bce on a CSV that turned out to have 3 classes
         allowed = [n for n, tasks in LOSSES.items() if dm.task in tasks]
         raise ConfigError("task.loss", cfg.task.loss, f"does not fit this {dm.task} data; allowed: auto, " + ", ".join(allowed))
-    model = build_model(cfg, dm.input_shape, dm.num_outputs)
+    model = build_model(cfg, dm.input_shape, dm.num_outputs, getattr(dm, "normalize", None))
     scheduler = instantiate(cfg.scheduler, _convert_="all") if cfg.scheduler.get("_target_") else None
     make_task = instantiate(cfg.task, _partial_=True, _convert_="all")
     io = {**data_facts(dm), "class_weight": class_weights(cfg, dm)}  # the weights travel with the checkpoint
@@ -99,6 +105,8 @@ def data_facts(dm) -> dict:
     return {"input_shape": list(dm.input_shape), "num_outputs": dm.num_outputs, "task": dm.task,
             "class_names": dm.class_names, "feature_names": dm.feature_names,
             "last_outputs": getattr(dm, "last_outputs", None),  # sequences: the key of val/mse_last
+            "normalize": getattr(dm, "normalize", None),  # series: window = the model scales each window
+            "series_scale": getattr(dm, "series_scale", None),  # series: (mean, std) of the global standardisation
             "target_scale": getattr(dm, "target_scale", None)}  # regression targets trained in standard units
 
 

@@ -31,7 +31,7 @@ def input_affine(p: Predictor, dm=None) -> tuple[torch.Tensor, torch.Tensor, lis
         mean, std = float(getattr(dm, "mean", 0.0)), float(getattr(dm, "std", 1.0))
         text = [] if (mean, std) == (0.0, 1.0) else [f"scale the window: (x - {mean:.6g}) / {std:.6g} (the training "
                                                      f"series' mean and std)"]
-        return torch.tensor(mean), torch.tensor(std), text
+        return torch.tensor(mean), torch.tensor(std), [*text, *window_text(p)]
     categories = getattr(dm, "categories", None)
     if categories:
         raise ExportError(f"this model's table has string columns ({', '.join(categories)}) that the exported graph "
@@ -60,6 +60,15 @@ def output_affine(p: Predictor) -> tuple[float, float, list[str]]:
         if (s_mean, s_std) != (0.0, 1.0):
             text.append(f"forecast * {s_std:.6g} + {s_mean:.6g}: back to the series' units")
     return mean, std, text
+
+
+def window_text(p: Predictor) -> list[str]:
+    """data.normalize=window: the model's own per-window scaling (dlcourse.models.window_norm), in the graph."""
+    if p._task.io.get("normalize") != "window":
+        return []
+    if getattr(p.model, "causal", False):
+        return ["then each window minus its own first value, the forecast plus it (data.normalize=window, seq2seq)"]
+    return ["then each window scaled by its own mean and std, the forecast scaled back (data.normalize=window)"]
 
 
 def _r(values) -> list[float]:

@@ -156,13 +156,15 @@ class ClassRecall(tm.Metric):
 
 def split_metrics(task: str, num_classes: int | None, io: dict) -> tuple[tm.MetricCollection, tm.MetricCollection]:
     """val/ and test/ metrics; the test's add each class's recall."""
-    last = io.get("last_outputs")
-    return (make_metrics(task, num_classes, last_outputs=last).clone(prefix="val/"),
-            make_metrics(task, num_classes, last_outputs=last, class_names=io.get("class_names")).clone(prefix="test/"))
+    facts = {"last_outputs": io.get("last_outputs"), "series_scale": io.get("series_scale")}
+    return (make_metrics(task, num_classes, **facts).clone(prefix="val/"),
+            make_metrics(task, num_classes, **facts, class_names=io.get("class_names")).clone(prefix="test/"))
 
 
-def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
-                 last_outputs: int | None = None, class_names: list[str] | None = None) -> tm.MetricCollection:
+def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1, last_outputs: int | None = None,
+                 series_scale: tuple[float, float] | None = None,
+                 class_names: list[str] | None = None) -> tm.MetricCollection:
+    """`series_scale`: (mean, std) a series was standardised with; adds mse_raw and mae_raw in its own units."""
     if task == "binary":
         metrics = {
             "acc": C.BinaryAccuracy(),
@@ -187,6 +189,9 @@ def make_metrics(task: str, num_classes: int | None, num_outputs: int = 1,
         metrics["r2"] = R.R2Score(multioutput="uniform_average")
         if last_outputs:  # declared by the data module, e.g. a seq2seq forecast's last step
             metrics["mse_last"] = LastOutputsMSE(last_outputs)
+        std = float(series_scale[1]) if series_scale else 1.0
+        if std != 1.0:  # the same errors in the series' own units
+            metrics["mse_raw"], metrics["mae_raw"] = R.MeanSquaredError() * (std * std), R.MeanAbsoluteError() * std
     if task != "regression":  # balanced_acc (and recall_<class> given the names), for imbalanced classes
         metrics["balanced"] = ClassRecall(num_classes or 2, class_names)
     return tm.MetricCollection(metrics)

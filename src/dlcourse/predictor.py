@@ -21,6 +21,7 @@ from dlcourse.build import build_datamodule, build_model
 from dlcourse.checkpoints import read_checkpoint, resolve_checkpoint
 from dlcourse.config.validate import validate
 from dlcourse.errors import CheckpointError, ConfigError, DataError
+from dlcourse.intervals import task_intervals
 from dlcourse.machine import resolve_precision
 from dlcourse.report import accuracy_interval
 from dlcourse.task import Task
@@ -36,7 +37,7 @@ def read(path: Path, dotlist: list[str]):
     cfg = OmegaConf.merge(OmegaConf.create(ckpt["dlcourse_config"]), OmegaConf.from_dotlist(list(dotlist)))
     validate(cfg)  # the stored config is data: checked like the command line before anything is built
     io = ckpt["dlcourse_io"]
-    model = build_model(cfg, io["input_shape"], io["num_outputs"])
+    model = build_model(cfg, io["input_shape"], io["num_outputs"], io.get("normalize"))
     task = Task(model, task=io["task"], num_classes=len(io["class_names"]) if io.get("class_names") else None,
                 loss=cfg.task.loss, config=ckpt["dlcourse_config"], io=io)
     try:
@@ -67,6 +68,7 @@ def evaluate(cfg, task: Task, dm, split: str) -> dict:
     metrics = {k.replace("test/", f"{split}/"): v for k, v in task.test_results.items()}
     if f"{split}/acc" in metrics:  # as in training's metrics.json: how precise this split's accuracy is
         metrics.update(accuracy_interval(split, metrics[f"{split}/acc"], n))
+    metrics.update(task_intervals(task, dm, split))  # regression: bootstrap intervals of the mse and mae
     return metrics
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dlcourse import runcard
+from dlcourse.intervals import error_line
 
 # Config groups whose values go into the HParams view (paths, hydra and callbacks do not).
 HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler", "task", "trainer")
@@ -114,6 +115,8 @@ def accuracy_interval(split: str, accuracy: float, n: int) -> dict:
 def accuracy_line(metrics: dict) -> str | None:
     """"test accuracy 93.33% (28 of 30; 95% CI 78.7-98.2%)": how much one split's figure can say."""
     ci, n, acc = metrics.get("test_acc_ci95"), metrics.get("n_test"), metrics.get("test", {}).get("test/acc")
+    if "test_mse_ci95" in metrics:  # regression, forecasts: the bootstrap interval of the error
+        return error_line(metrics)
     if ci is None or not n or acc is None:
         return None
     return (f"test accuracy {100 * acc:.2f}% ({round(acc * n)} of {n}; 95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}%, "

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
 from dlcourse.errors import NonFiniteLossError
+from dlcourse.intervals import task_intervals
 from dlcourse.loggers import log_final, tested_step
 from dlcourse.lr_finder import find_lr_if_enabled, lr_find_record, record_lr_find_only
 from dlcourse.machine import apply_thread_policy
@@ -157,6 +158,7 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
         stopped_early=stopped_early, max_epochs=cfg.trainer.max_epochs,
         trainable_params=count_parameters(task.model, trainable_only=True), class_names=dm.class_names,
         **lr_find_record(found))
+    record.update(task_intervals(task, dm))  # regression: bootstrap intervals of the test mse and mae
     pruned = next((cb.pruned_epoch for cb in trainer.callbacks if getattr(cb, "pruned_epoch", None)), None)
     if pruned is not None:  # an Optuna trial stopped by its pruner (dlcourse.sweeps.pruning)
         record.update(status="pruned", pruned_epoch=pruned)

@@ -18,6 +18,8 @@ are the forecast made after the last input step, reported as `val/mse_last` and 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 
@@ -42,9 +44,12 @@ class SeriesDataModule(InMemoryDataModule):
     family = "regression"
     inputs = "sequence"
 
-    def __init__(self, n_steps: PositiveInt = 50, horizon: PositiveInt = 1, targets: Head = "last", **kwargs):
+    def __init__(self, n_steps: PositiveInt = 50, horizon: PositiveInt = 1, targets: Head = "last",
+                 normalize: Literal["window", "global"] = "global", **kwargs):
         super().__init__(**kwargs)
         self.n_steps, self.horizon, self.targets = int(n_steps), int(horizon), targets
+        # window: the model scales each window by its own statistics (dlcourse.models.window_norm)
+        self.normalize = normalize
         self.last_outputs = self.horizon
         self.value_label = "value"
 
@@ -89,11 +94,13 @@ class SeriesDataModule(InMemoryDataModule):
         return {"forecast": fig}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "n_steps": self.n_steps, "horizon": self.horizon, "targets": self.targets}
+        return {**super().state_dict(), "n_steps": self.n_steps, "horizon": self.horizon, "targets": self.targets,
+                "normalize": self.normalize}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.n_steps = state.get("n_steps", self.n_steps)
         self.horizon = state.get("horizon", self.horizon)
         self.targets = state.get("targets", self.targets)
+        self.normalize = state.get("normalize", "global")  # checkpoints from before the key: global
         self.last_outputs = self.horizon

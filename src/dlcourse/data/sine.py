@@ -10,6 +10,8 @@ split, the next 20% validation, the last 10% test (7,000 / 2,000 / 1,000 of 10,0
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from dlcourse.config.types import Fraction, Head, NonNegative, PositiveInt
@@ -42,9 +44,10 @@ class SineDataModule(SeriesDataModule):
         val_fraction: Fraction = 0.2,
         test_fraction: Fraction = 0.1,
         noise: NonNegative = 0.1,
+        normalize: Literal["window", "global"] = "global",
         **kwargs,
     ):
-        super().__init__(n_steps=n_steps, horizon=horizon, targets=targets, **kwargs)
+        super().__init__(n_steps=n_steps, horizon=horizon, targets=targets, normalize=normalize, **kwargs)
         self.n_series, self.noise = int(n_series), float(noise)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         if min(split_sizes(self.n_series, val_fraction, test_fraction)) < 1:
