@@ -64,8 +64,8 @@ class CSVSeriesDataModule(SeriesDataModule):
             if not np.isfinite(values).all():
                 row = int((~np.isfinite(values)).nonzero()[0][0])
                 what = "missing values" if np.isnan(values[row]) else f"an infinite value ({values[row]:g})"
-                raise DataError(f"column {col!r} of {self.path} has {what} (first at line {row + 2}: header line, "
-                                "1-based); fill or drop them")
+                raise DataError(f"column {col!r} of {self.path} has {what} (first at line {row + 2} of the file, "
+                                "the header being line 1); a series has no gaps: fill them, e.g. with pandas' interpolate()")
             out[str(col)] = values
         self.feature_names = list(out)
         return out
