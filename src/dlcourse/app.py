@@ -154,8 +154,11 @@ def run(overrides: list[str]):
         from dlcourse.checkpoints import read_checkpoint
         from dlcourse.resume import resume_overrides
 
+        from dlcourse.trust import check_resumed_config
+
         overrides = resume_overrides(overrides, cfg)
         cfg = compose(overrides)
+        check_resumed_config(cfg, pin_run_dir(cfg))  # the hydra section too: its log handlers open files
         stored = read_checkpoint(cfg.ckpt_path).get("dlcourse_config")
         if isinstance(stored, dict):  # never built here, but a checkpoint naming foreign code is not ours to trust
             check_targets(stored, where=f"; in the config stored in {cfg.ckpt_path}")
