@@ -153,7 +153,6 @@ def run(overrides: list[str]):
     if cfg.ckpt_path is not None:
         from dlcourse.checkpoints import read_checkpoint
         from dlcourse.resume import resume_overrides
-
         from dlcourse.trust import check_resumed_config
 
         overrides = resume_overrides(overrides, cfg)

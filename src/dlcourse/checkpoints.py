@@ -52,16 +52,37 @@ def restore_rng(state: dict | None) -> None:
 def resolve_checkpoint(value) -> Path:
     """A .ckpt file, or a run directory: its best checkpoint (from metrics.json), else last.ckpt."""
     path = Path(value)
-    if path.is_dir():  # metrics.json is data: its best checkpoint counts only inside this run directory
-        try:
-            best = json.loads((path / "metrics.json").read_text()).get("best_checkpoint")
-        except (OSError, ValueError, AttributeError):
-            best = None
-        named = Path(best) if isinstance(best, str) and best else Path("last.ckpt")
-        # the file named (inside this run), this run's own copy of it (a copied run directory), last.ckpt
-        candidates = [path / named, path / "checkpoints" / named.name]
-        inside = [c for c in candidates if c.is_file() and c.resolve().is_relative_to(path.resolve())]
-        path = inside[0] if inside else path / "checkpoints" / "last.ckpt"
+    if path.is_dir():
+        path = run_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={str(value)!r}: no such checkpoint file")
     return path
+
+
+def run_checkpoint(run: Path) -> Path:
+    """The checkpoint metrics.json names as the best, found inside `run` only: metrics.json is data, and a
+    copied or moved run directory evaluates its own file, not the original's. No best (a cross-validation
+    without refit, a run still going): last.ckpt."""
+    from dlcourse.trust import check_links
+
+    check_links(run)  # checkpoints/ or last.ckpt linked into another run would be read and written there
+    record_path = run / "metrics.json"
+    try:
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {record_path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{record_path} is not a JSON object; this is not a run directory dlcourse wrote")
+    best = record.get("best_checkpoint")
+    if best is None:
+        return run / "checkpoints" / "last.ckpt"
+    named, original = Path(str(best)), record.get("run_dir")
+    candidates = [] if named.is_absolute() else [run / named]
+    if named.is_absolute() and isinstance(original, str) and named.is_relative_to(original):
+        candidates.append(run / named.relative_to(original))  # e.g. refit/checkpoints/<best> of a copy
+    candidates.append(run / "checkpoints" / named.name)
+    inside = [c for c in candidates if c.is_file() and c.resolve().is_relative_to(run.resolve())]
+    if not isinstance(best, str) or not best or not inside:
+        raise CheckpointError(f"{record_path}: best_checkpoint={best!r} is no checkpoint file inside {run}; name the "
+                              "checkpoint file itself as ckpt_path")
+    return inside[0]
