@@ -17,6 +17,7 @@ def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -
         raise CheckpointError(f"checkpoint {path}: no such file")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged
         raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (corrupt or truncated file?)")
+    check_unpacked_size(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -31,6 +32,26 @@ def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -
     if missing:
         raise CheckpointError(f"{path} is not a dlcourse checkpoint (no {', '.join(missing)})")
     return ckpt
+
+
+# torch.save stores its records uncompressed: a checkpoint unpacks to about its own size. A zip whose
+# directory claims much more is a decompression bomb (torch would allocate every claimed byte).
+UNPACKED_RATIO, UNPACKED_SLACK, UNPACKED_CAP = 2, 64 * 2**20, 256 * 2**30
+
+
+def check_unpacked_size(path: Path) -> None:
+    """Refuse, from the zip directory alone and before any memory is used, a checkpoint that unpacks to
+    more than twice its size (+64 MiB) or to more than 256 GiB."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            claimed = sum(max(info.file_size, 0) for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: it is corrupt or truncated ({e})") from None
+    limit = min(UNPACKED_RATIO * path.stat().st_size + UNPACKED_SLACK, UNPACKED_CAP)
+    if claimed > limit:
+        raise CheckpointError(f"cannot read checkpoint {path}: it would unpack to {claimed / 2**20:,.0f} MiB from "
+                              f"{path.stat().st_size / 2**20:,.1f} MiB on disk (a decompression bomb?); refused "
+                              f"before loading (limit {limit / 2**20:,.0f} MiB)")
 
 
 def rng_state() -> dict:

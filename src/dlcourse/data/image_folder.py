@@ -11,6 +11,8 @@ training split's per-channel statistics. Augmentation (random affine, flips) run
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -42,15 +44,33 @@ def image_tensor(img, shape: tuple[int, int, int]) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).reshape(h, w, c).permute(2, 0, 1)
 
 
-def read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-    """One image file as image_tensor(); one line naming the file if it cannot be read."""
+@contextmanager
+def open_image(path: Path):
+    """The image file opened (its header read, nothing decoded). One larger than PIL's pixel limit
+    (Image.MAX_IMAGE_PIXELS, about 89 million) is refused from its header in one line naming the
+    file, before any memory is used: a small file can decode to gigabytes (a decompression bomb)."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as img:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL only warns up to twice its limit
+        try:
+            img = Image.open(path)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+            raise DataError(f"image {path} is too large to read: {str(e).split(', could')[0]} (PIL.Image."
+                            "MAX_IMAGE_PIXELS; a decompression bomb?)") from None
+        except (OSError, UnidentifiedImageError) as e:
+            raise DataError(f"cannot read image {path}: {e}") from None
+    with img:
+        yield img
+
+
+def read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
+    """One image file as image_tensor(); one line naming the file if it cannot be read."""
+    with open_image(path) as img:
+        try:
             return image_tensor(img, shape)
-    except (OSError, UnidentifiedImageError) as e:
-        raise DataError(f"cannot read image {path}: {e}") from None
+        except OSError as e:  # a header that reads, data that does not (a truncated file)
+            raise DataError(f"cannot read image {path}: {e}") from None
 
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")  # P: palette images are checked for colour below
@@ -70,12 +90,10 @@ class ImageFolderDataModule(ImageDataModule):
         length of the images (the larger of width and height), at most MAX_AUTO_SIZE."""
         from collections import Counter
 
-        from PIL import Image
-
         sides, grey = Counter(), True
         for path in files[:2000]:  # enough to know the folder
             try:
-                with Image.open(path) as img:
+                with open_image(path) as img:
                     sides[max(img.size)] += 1
                     grey = grey and (img.mode in GREY_MODES and (img.mode != "P" or _palette_is_grey(img)))
             except OSError:
