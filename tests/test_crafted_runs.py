@@ -15,7 +15,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_in_process
-from crafting import png_bomb, zip_bomb
 from dlcourse.compose import conf_dir
 
 TINY = ["experiment=iris_mlp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "~callbacks.model_summary",
