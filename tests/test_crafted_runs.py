@@ -201,3 +201,22 @@ def test_summary_of_job_files_of_the_wrong_shape_is_one_line(tmp_path, capfd, na
     (sweep / "1" / name).write_text(text)
     one_line_error(summary([str(sweep)], tmp_path, capfd), str(sweep / "1" / name))
     assert not (sweep / "summary.md").exists()
+
+
+def test_a_checkpoint_naming_files_outside_its_folder_is_refused(finished_run, tmp_path, victim, capfd):
+    import torch
+
+    run = copy_run(finished_run, tmp_path / "run")
+    last = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    (key,) = [k for k in ckpt["callbacks"] if k.startswith("ModelCheckpoint")]
+    state = ckpt["callbacks"][key]
+    for name, value in state.items():  # as if written here: Lightning restores what it names
+        state[name] = value.replace(str(finished_run), str(run)) if isinstance(value, str) else value
+    state["best_k_models"] = {state["best_model_path"]: state["best_model_score"],
+                              str(victim): torch.tensor(99.0)}  # the worst "top-k" file: deleted on improvement
+    last.unlink()
+    torch.save(ckpt, last)
+    kept = digest(victim)
+    one_line_error(train([f"ckpt_path={run}", "trainer.max_epochs=4"], tmp_path, capfd), str(last), str(victim))
+    assert digest(victim) == kept

@@ -179,3 +179,20 @@ def _plain(node):
         except Exception:
             out[key] = raw[key]
     return out
+
+
+def check_checkpoint_names(ckpt: dict, path: Path) -> None:
+    """A checkpoint's ModelCheckpoint state names the files a resumed run deletes when better ones come
+    (best_k_models) and links last.ckpt to: each must be a file directly in that state's own `dirpath`
+    (which Lightning restores only when it is the resumed run's checkpoint folder). Lightning 2.x
+    itself deletes only inside its dirpath; the names are checked here so that no release's or
+    callback's handling of them has to be trusted."""
+    for state in (ckpt.get("callbacks") or {}).values() if isinstance(ckpt.get("callbacks"), dict) else []:
+        if not isinstance(state, dict) or "dirpath" not in state:
+            continue
+        folder = os.path.normpath(str(state["dirpath"]))
+        names = [state.get(k) for k in ("best_model_path", "kth_best_model_path", "last_model_path")]
+        for name in [*names, *(state.get("best_k_models") or {})]:
+            if name not in (None, "") and (not isinstance(name, str) or os.path.dirname(os.path.normpath(name)) != folder):
+                raise CheckpointError(f"{path} names the checkpoint file {name!r} outside its folder {folder}; a "
+                                      "resume deletes and links only its own checkpoints")
