@@ -91,7 +91,8 @@ def run_checkpoint(run: Path) -> Path:
     try:
         record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {record_path}: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {record_path}: {str(e).splitlines()[0]}; name the checkpoint file itself as "
+                              "ckpt_path") from None
     if not isinstance(record, dict):
         raise CheckpointError(f"{record_path} is not a JSON object; this is not a run directory dlcourse wrote")
     best = record.get("best_checkpoint")
