@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from dlcourse.errors import DlcourseError
 from dlcourse.sweeps.files import read_metrics, read_overrides, write_files
@@ -49,6 +49,8 @@ def _sweep_settings(sweep_dir: Path, jobs: list[Path], keys: tuple[str, ...]) ->
         try:
             cfg = OmegaConf.load(cfg_file) if len(found) < len(keys) and cfg_file.is_file() else {}
         except Exception:
+            continue
+        if not isinstance(cfg, DictConfig | dict):  # a file of another shape (a list): nothing to learn from it
             continue
         plain = {k: v for k in keys if isinstance(v := cfg.get(k), str) and "${" not in v}
         found = {**plain, **found}
