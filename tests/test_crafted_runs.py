@@ -131,6 +131,8 @@ def test_a_checkpoints_folder_linked_into_another_run_is_refused(finished_run, t
     for result in (train([f"ckpt_path={run}", "trainer.max_epochs=3"], tmp_path, capfd),
                    evaluate([f"ckpt_path={run}"], tmp_path, capfd)):
         one_line_error(result, f"{run / 'checkpoints'} is a link out of its run directory")
+    one_line_error(evaluate([f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], tmp_path, capfd), "last.ckpt",
+                   "is a link out of its run directory")
     assert digest(other) == theirs and digest(run) == before
 
 

@@ -75,6 +75,9 @@ def resolve_checkpoint(value) -> Path:
     path = Path(value)
     if path.is_dir():
         path = run_checkpoint(path)
+    elif path.parent.name == "checkpoints" and not path.resolve().is_relative_to(path.parent.parent.resolve()):
+        # a run's checkpoint that links into another run: evaluating it would report the other run's model here
+        raise CheckpointError(f"{path} is a link out of its run directory (to {path.resolve()}); name that file itself")
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={str(value)!r}: no such checkpoint file")
     return path
