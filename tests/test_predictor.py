@@ -274,5 +274,8 @@ def test_a_copied_run_directory_evaluates_its_own_checkpoint(iris_run, tmp_path)
     original = json.loads((iris_run / "metrics.json").read_text())["best_checkpoint"]
     assert Path(original).is_relative_to(iris_run)
     assert load(copy).checkpoint == copy / "checkpoints" / Path(original).name
-    (copy / "metrics.json").write_text("{not json")  # a malformed metrics.json: the last checkpoint, no traceback
+    (copy / "metrics.json").write_text("{not json")  # a malformed metrics.json: one line naming it, not a guess
+    with pytest.raises(CheckpointError, match="metrics.json"):
+        load(copy)
+    (copy / "metrics.json").unlink()  # none at all (a run still going): its last checkpoint
     assert load(copy).checkpoint == copy / "checkpoints" / "last.ckpt"

@@ -153,10 +153,14 @@ def run(overrides: list[str]):
     if cfg.ckpt_path is not None:
         from dlcourse.checkpoints import read_checkpoint
         from dlcourse.resume import resume_overrides
+        from dlcourse.trust import check_checkpoint_names, check_resumed_config
 
         overrides = resume_overrides(overrides, cfg)
         cfg = compose(overrides)
-        stored = read_checkpoint(cfg.ckpt_path).get("dlcourse_config")
+        check_resumed_config(cfg, pin_run_dir(cfg))  # the hydra section too: its log handlers open files
+        ckpt = read_checkpoint(cfg.ckpt_path)
+        check_checkpoint_names(ckpt, cfg.ckpt_path)
+        stored = ckpt.get("dlcourse_config")
         if isinstance(stored, dict):  # never built here, but a checkpoint naming foreign code is not ours to trust
             check_targets(stored, where=f"; in the config stored in {cfg.ckpt_path}")
     validate(cfg)

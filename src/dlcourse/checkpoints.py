@@ -17,6 +17,7 @@ def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -
         raise CheckpointError(f"checkpoint {path}: no such file")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged
         raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (corrupt or truncated file?)")
+    check_unpacked_size(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -31,6 +32,26 @@ def read_checkpoint(path: str | Path, need: tuple[str, ...] = ("state_dict",)) -
     if missing:
         raise CheckpointError(f"{path} is not a dlcourse checkpoint (no {', '.join(missing)})")
     return ckpt
+
+
+# torch.save stores its records uncompressed: a checkpoint unpacks to about its own size. A zip whose
+# directory claims much more is a decompression bomb (torch would allocate every claimed byte).
+UNPACKED_RATIO, UNPACKED_SLACK, UNPACKED_CAP = 2, 64 * 2**20, 256 * 2**30
+
+
+def check_unpacked_size(path: Path) -> None:
+    """Refuse, from the zip directory alone and before any memory is used, a checkpoint that unpacks to
+    more than twice its size (+64 MiB) or to more than 256 GiB."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            claimed = sum(max(info.file_size, 0) for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: it is corrupt or truncated ({e})") from None
+    limit = min(UNPACKED_RATIO * path.stat().st_size + UNPACKED_SLACK, UNPACKED_CAP)
+    if claimed > limit:
+        raise CheckpointError(f"cannot read checkpoint {path}: it would unpack to {claimed / 2**20:,.0f} MiB from "
+                              f"{path.stat().st_size / 2**20:,.1f} MiB on disk (a decompression bomb?); refused "
+                              f"before loading (limit {limit / 2**20:,.0f} MiB)")
 
 
 def rng_state() -> dict:
@@ -52,16 +73,11 @@ def restore_rng(state: dict | None) -> None:
 def resolve_checkpoint(value) -> Path:
     """A .ckpt file, or a run directory: its best checkpoint (from metrics.json), else last.ckpt."""
     path = Path(value)
-    if path.is_dir():  # metrics.json is data: its best checkpoint counts only inside this run directory
-        try:
-            best = json.loads((path / "metrics.json").read_text()).get("best_checkpoint")
-        except (OSError, ValueError, AttributeError):
-            best = None
-        named = Path(best) if isinstance(best, str) and best else Path("last.ckpt")
-        # the file named (inside this run), this run's own copy of it (a copied run directory), last.ckpt
-        candidates = [path / named, path / "checkpoints" / named.name]
-        inside = [c for c in candidates if c.is_file() and c.resolve().is_relative_to(path.resolve())]
-        path = inside[0] if inside else path / "checkpoints" / "last.ckpt"
+    if path.is_dir():
+        path = run_checkpoint(path)
+    elif path.parent.name == "checkpoints" and not path.resolve().is_relative_to(path.parent.parent.resolve()):
+        # a run's checkpoint that links into another run: evaluating it would report the other run's model here
+        raise CheckpointError(f"{path} is a link out of its run directory (to {path.resolve()}); name that file itself")
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={str(value)!r}: no such checkpoint file")
     return path
@@ -75,3 +91,33 @@ def one_based(history: list[dict]) -> list[dict]:
         for h in history:
             h["epoch"] = int(h["epoch"]) + 1
     return history
+
+
+def run_checkpoint(run: Path) -> Path:
+    """The checkpoint metrics.json names as the best, found inside `run` only: metrics.json is data, and a
+    copied or moved run directory evaluates its own file, not the original's. No best (a cross-validation
+    without refit, a run still going): last.ckpt."""
+    from dlcourse.trust import check_links
+
+    check_links(run)  # checkpoints/ or last.ckpt linked into another run would be read and written there
+    record_path = run / "metrics.json"
+    try:
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {record_path}: {str(e).splitlines()[0]}; name the checkpoint file itself as "
+                              "ckpt_path") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{record_path} is not a JSON object; this is not a run directory dlcourse wrote")
+    best = record.get("best_checkpoint")
+    if best is None:
+        return run / "checkpoints" / "last.ckpt"
+    named, original = Path(str(best)), record.get("run_dir")
+    candidates = [] if named.is_absolute() else [run / named]
+    if named.is_absolute() and isinstance(original, str) and named.is_relative_to(original):
+        candidates.append(run / named.relative_to(original))  # e.g. refit/checkpoints/<best> of a copy
+    candidates.append(run / "checkpoints" / named.name)
+    inside = [c for c in candidates if c.is_file() and c.resolve().is_relative_to(run.resolve())]
+    if not isinstance(best, str) or not best or not inside:
+        raise CheckpointError(f"{record_path}: best_checkpoint={best!r} is no checkpoint file inside {run}; name the "
+                              "checkpoint file itself as ckpt_path")
+    return inside[0]

@@ -26,6 +26,9 @@ class Result:
             self.metrics = json.loads((self.run_dir / "metrics.json").read_text())
         except (OSError, ValueError) as e:
             raise DlcourseError(f"{self.run_dir} holds no readable metrics.json ({e})") from None
+        if not isinstance(self.metrics, dict):  # data from a file: the shape dlcourse writes, or one line
+            raise DlcourseError(f"{self.run_dir / 'metrics.json'} is not a JSON object; this is not a run directory "
+                                "dlcourse wrote")
 
     @property
     def status(self) -> str:

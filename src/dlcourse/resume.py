@@ -3,12 +3,12 @@ that continue the run in its own directory with its own settings (later ones win
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from dlcourse.errors import CheckpointError
+from dlcourse.trust import check_links, check_saved_overrides
 
 
 def find_checkpoint(value: str, cfg) -> Path:
@@ -36,6 +36,8 @@ def resume_overrides(overrides: list[str], cfg) -> list[str]:
     # A checkpoint outside a run directory resumes where the command says (hydra.run.dir), or in a new one.
     rest = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir=" if run_dir else "ckpt_path="))]
     earlier: list[str] = []
+    if run_dir is not None:
+        check_links(run_dir)
     if run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
         earlier = [o for o in saved_overrides(run_dir) if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
         rest = [o for o in rest if o not in earlier]
@@ -45,13 +47,8 @@ def resume_overrides(overrides: list[str], cfg) -> list[str]:
     return result
 
 
-
-# What a run directory's saved overrides may not touch: they are a file, data, not a command (a crafted
-# one could otherwise configure Hydra's logging or launcher, or point outputs anywhere).
-FORBIDDEN = re.compile(r"^[+~]*(hydra\b|paths\.)|(^|\.)(_target_|dirpath|save_dir)=|^[+~]*hydra/")
-
-
 def saved_overrides(run_dir: Path) -> list[str]:
+    """A run directory's .hydra/overrides.yaml: data, checked against what dlcourse writes (dlcourse.trust)."""
     path = run_dir / ".hydra" / "overrides.yaml"
     try:
         saved = OmegaConf.to_container(OmegaConf.load(path))
@@ -59,8 +56,5 @@ def saved_overrides(run_dir: Path) -> list[str]:
         raise CheckpointError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
         raise CheckpointError(f"{path} is not a list of overrides; this is not a run directory dlcourse wrote")
-    for override in saved:
-        if FORBIDDEN.search(override):
-            raise CheckpointError(f"{path} holds {override!r}: a run's saved overrides may not set Hydra, paths, "
-                                  "targets or output folders; this is not a run directory dlcourse wrote")
+    check_saved_overrides(saved, path)
     return saved

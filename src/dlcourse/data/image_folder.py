@@ -12,6 +12,8 @@ training split's per-channel statistics. Augmentation (random affine, flips) run
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,18 +36,36 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
+@contextmanager
+def open_image(path: Path):
+    """The image file opened (its header read, nothing decoded). One larger than PIL's pixel limit
+    (Image.MAX_IMAGE_PIXELS, about 89 million) is refused from its header in one line naming the
+    file, before any memory is used: a small file can decode to gigabytes (a decompression bomb)."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL only warns up to twice its limit
+        try:
+            img = Image.open(path)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+            raise DataError(f"image {path} is too large to read: {str(e).split(', could')[0]} (PIL.Image."
+                            "MAX_IMAGE_PIXELS; a decompression bomb?)") from None
+        except (OSError, UnidentifiedImageError) as e:
+            raise DataError(f"cannot read image {path}: {e}") from None
+    with img:
+        yield img
+
+
 def read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
     """One image file as pixels.image_tensor() (float32 C x H x W in [0, 1], at the file's real depth); one
     line naming the file if it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
+    with open_image(path) as img:
+        try:
             return image_tensor(img, shape, str(path))
-    except (OSError, UnidentifiedImageError) as e:
-        raise DataError(f"cannot read image {path}: {e}") from None
-    except ValueError as e:  # a mode PIL cannot convert to grey or RGB (e.g. LAB)
-        raise DataError(f"cannot read image {path}: {e}; save it as grey, RGB or 16-bit grey") from None
+        except OSError as e:  # a header that reads, data that does not (a truncated file)
+            raise DataError(f"cannot read image {path}: {e}") from None
+        except ValueError as e:  # a mode PIL cannot convert to grey or RGB (e.g. LAB)
+            raise DataError(f"cannot read image {path}: {e}; save it as grey, RGB or 16-bit grey") from None
 
 
 MAX_AUTO_SIZE = 64  # image_size: null takes the images' own size, up to this (memory: all images are kept)
@@ -64,12 +84,10 @@ class ImageFolderDataModule(ImageDataModule):
         length of the images (the larger of width and height), at most MAX_AUTO_SIZE."""
         from collections import Counter
 
-        from PIL import Image
-
         sides, grey = Counter(), True
         for path in files[:2000]:  # enough to know the folder
             try:
-                with Image.open(path) as img:
+                with open_image(path) as img:
                     sides[max(img.size)] += 1
                     grey = grey and (img.mode in GREY_MODES and (img.mode != "P" or palette_is_grey(img)))
             except OSError:

@@ -11,16 +11,16 @@ for a sweep that is still running or was interrupted:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from dlcourse.sweeps.files import write_files
+from dlcourse.errors import DlcourseError
+from dlcourse.sweeps.files import read_metrics, read_overrides, write_files
 from dlcourse.sweeps.seeds import best_by_mean, best_group_lines, seed_groups, seed_lines
 
 # Overrides that start a sweep rather than a run: left out of the "rerun the best job" command.
@@ -50,6 +50,8 @@ def _sweep_settings(sweep_dir: Path, jobs: list[Path], keys: tuple[str, ...]) ->
             cfg = OmegaConf.load(cfg_file) if len(found) < len(keys) and cfg_file.is_file() else {}
         except Exception:
             continue
+        if not isinstance(cfg, DictConfig | dict):  # a file of another shape (a list): nothing to learn from it
+            continue
         plain = {k: v for k in keys if isinstance(v := cfg.get(k), str) and "${" not in v}
         found = {**plain, **found}
     return found
@@ -60,15 +62,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     sweep_dir = Path(sweep_dir)
     rows = []
     for job in _job_dirs(sweep_dir):
-        overrides: list[str] = []
-        if (job / ".hydra" / "overrides.yaml").is_file():
-            overrides = [str(o) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml")]
-        metrics: dict = {}
-        if (job / "metrics.json").is_file():
-            try:
-                metrics = json.loads((job / "metrics.json").read_text())
-            except (OSError, ValueError):
-                metrics = {}
+        overrides, metrics = read_overrides(job), read_metrics(job)
         status = metrics.get("status") or "incomplete"  # still running, or killed before it finished
         overrides = overrides or [str(o) for o in metrics.get("overrides") or []]  # a job that never started
         rows.append({"job": int(job.name), "dir": job, "overrides": overrides, "metrics": metrics, "status": status})
@@ -233,7 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     if not sweep_dir.is_dir():
         print(f"error: {sweep_dir} is not a directory", file=sys.stderr)
         sys.exit(2)
-    result = summarize(sweep_dir)
+    try:
+        result = summarize(sweep_dir)
+    except DlcourseError as e:  # a job's file of the wrong shape, a summary file planted as a link
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     if not result["rows"]:
         print(f"error: no job directories (0/, 1/, ... with .hydra/overrides.yaml) in {sweep_dir}", file=sys.stderr)
         sys.exit(2)
