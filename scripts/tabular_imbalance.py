@@ -31,7 +31,7 @@ IMBALANCED = {  # name -> (loader, {class: rows kept}, what it is)
     "breast_cancer_imbalanced": (datasets.load_breast_cancer, {0: 31},
                                  "breast_cancer, malignant cut to 31 of 212 rows: 31 of 388 (8.0%)"),
     "digits_imbalanced": (datasets.load_digits, {1: 18, 3: 18, 5: 18, 7: 18, 9: 18},
-                          "digits, 1/3/5/7/9 cut to 18 rows each (~10%): 976 x 64, 9.2% odd"),
+                          "digits, 1/3/5/7/9 cut to 18 rows each (~10%): 981 x 64, 90 of them odd (9.2%)"),
 }
 COLUMNS = ("dlcourse defaults", "dlcourse class_weight=balanced", "LogisticRegression",
            "LogisticRegression class_weight='balanced'")

@@ -9,10 +9,14 @@ Pipeline(SimpleImputer(median, add_indicator=True), StandardScaler(), LogisticRe
 and HistGradientBoosting, which takes the gaps as they are.
 The last row is an image folder: the digits written as 8x8 PNGs (`data=image_folder`, channels and
 size read from the images), with the default MLP and with model=cnn, against an RBF SVC on the pixels.
+The `_imbalanced` rows (scripts/tabular_imbalance.py; only with --only) are breast_cancer and digits with
+classes cut down (seed 0), with the defaults and task.class_weight=balanced against LogisticRegression
+without and with class_weight='balanced': balanced accuracy and accuracy, in a table of their own.
 
-    python scripts/tabular_parity.py                     # every table and the image folder, seeds 0-4
+    python scripts/tabular_parity.py                     # every table but the _imbalanced ones, the images, seeds 0-4
     python scripts/tabular_parity.py --only digits,digit_images --seeds 3
     python scripts/tabular_parity.py --only breast_cancer_gaps,diabetes_gaps --seeds 3
+    python scripts/tabular_parity.py --only breast_cancer_imbalanced,digits_imbalanced --seeds 5
 """
 
 from __future__ import annotations
