@@ -9,10 +9,14 @@ Pipeline(SimpleImputer(median, add_indicator=True), StandardScaler(), LogisticRe
 and HistGradientBoosting, which takes the gaps as they are.
 The last row is an image folder: the digits written as 8x8 PNGs (`data=image_folder`, channels and
 size read from the images), with the default MLP and with model=cnn, against an RBF SVC on the pixels.
+The `_imbalanced` rows (scripts/tabular_imbalance.py; only with --only) are breast_cancer and digits with
+classes cut down (seed 0), with the defaults and task.class_weight=balanced against LogisticRegression
+without and with class_weight='balanced': balanced accuracy and accuracy, in a table of their own.
 
-    python scripts/tabular_parity.py                     # every table and the image folder, seeds 0-4
+    python scripts/tabular_parity.py                     # every table but the _imbalanced ones, the images, seeds 0-4
     python scripts/tabular_parity.py --only digits,digit_images --seeds 3
     python scripts/tabular_parity.py --only breast_cancer_gaps,diabetes_gaps --seeds 3
+    python scripts/tabular_parity.py --only breast_cancer_imbalanced,digits_imbalanced --seeds 5
 """
 
 from __future__ import annotations
@@ -167,7 +171,7 @@ def measure_images(seeds: list[int], folder: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", default="", help="comma-separated table names (default: all)")
+    p.add_argument("--only", default="", help="comma-separated table names (default: all but the _imbalanced ones)")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (each its own split)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steady on a shared machine)")
     args = p.parse_args(argv)
@@ -176,25 +180,35 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     names = [n for n in (args.only.split(",") if args.only else [*TABLES, "digit_images"]) if n]
-    lines = ["| table | what | metric | dlcourse defaults | scikit-learn linear | scikit-learn MLP |",
-             "|---|---|---|---:|---:|---:|"]
+    header = ["| table | what | metric | dlcourse defaults | scikit-learn linear | scikit-learn MLP |",
+              "|---|---|---|---:|---:|---:|"]
+    imbalanced = [n for n in names if n.endswith("_imbalanced")]
+    tables = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            if name == "digit_images":
-                scores = measure_images(list(range(args.seeds)), Path(tmp))
-                mlp, cnn, svc = (f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}" for v in scores.values())
-                lines.append(f"| digit_images | image folder, 1797 8x8 grey PNGs | test accuracy | {mlp} (model=cnn: "
-                             f"{cnn}) | RBF SVC on the pixels: {svc} | |")
-                continue
-            scores = measure(name, list(range(args.seeds)), Path(tmp))
-            metric = "test R²" if TABLES[name][1] == "regression" else "test accuracy"
-            cells = [f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}" for v in scores.values()]
-            if len(cells) == 4:  # a table with gaps: HistGradientBoosting beside the MLP
-                cells = [*cells[:2], f"{cells[2]} (HistGradientBoosting: {cells[3]})"]
-            lines.append(f"| {name} | {TABLES[name][2]} | {metric} | " + " | ".join(cells) + " |")
+        rows = [table_row(name, list(range(args.seeds)), Path(tmp)) for name in names if name not in imbalanced]
+        tables += [header + rows] if rows else []
+        if imbalanced:  # their own table (scripts/tabular_imbalance.py): two metrics, four columns
+            from tabular_imbalance import HEADER, imbalanced_rows
+
+            tables.append(HEADER + [row for name in imbalanced
+                                    for row in imbalanced_rows(name, list(range(args.seeds)), Path(tmp), overrides)])
     print(f"Mean ± std over seeds 0-{args.seeds - 1} (the split changes with the seed: 60/20/20, stratified):\n")
-    print("\n".join(lines))
+    print("\n\n".join("\n".join(t) for t in tables))
     return 0
+
+
+def table_row(name: str, seeds: list[int], folder: Path) -> str:
+    if name == "digit_images":
+        scores = measure_images(seeds, folder)
+        mlp, cnn, svc = (f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}" for v in scores.values())
+        return (f"| digit_images | image folder, 1797 8x8 grey PNGs | test accuracy | {mlp} (model=cnn: "
+                f"{cnn}) | RBF SVC on the pixels: {svc} | |")
+    scores = measure(name, seeds, folder)
+    metric = "test R²" if TABLES[name][1] == "regression" else "test accuracy"
+    cells = [f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}" for v in scores.values()]
+    if len(cells) == 4:  # a table with gaps: HistGradientBoosting beside the MLP
+        cells = [*cells[:2], f"{cells[2]} (HistGradientBoosting: {cells[3]})"]
+    return f"| {name} | {TABLES[name][2]} | {metric} | " + " | ".join(cells) + " |"
 
 
 if __name__ == "__main__":
