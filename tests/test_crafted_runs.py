@@ -227,3 +227,16 @@ def test_a_checkpoint_naming_files_outside_its_folder_is_refused(finished_run, t
     kept = digest(victim)
     one_line_error(train([f"ckpt_path={run}", "trainer.max_epochs=4"], tmp_path, capfd), str(last), str(victim))
     assert digest(victim) == kept
+
+
+def test_a_checkpoint_cannot_make_eval_download_into_a_folder_it_names(finished_run, tmp_path, capfd):
+    import torch
+
+    run = copy_run(finished_run, tmp_path / "run")
+    last, target = run / "checkpoints" / "last.ckpt", tmp_path / "elsewhere"
+    ckpt = torch.load(last, weights_only=True)
+    ckpt["dlcourse_config"]["data"] = {"_target_": "dlcourse.data.mnist.MNISTDataModule", "root": str(target),
+                                       "download": True, "batch_size": 32}
+    torch.save(ckpt, last)
+    line = one_line_error(evaluate([f"ckpt_path={last}"], tmp_path, capfd), "data.download=true")
+    assert str(target) in line and not target.exists()  # asked for, not fetched: the user decides

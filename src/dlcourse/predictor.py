@@ -34,7 +34,10 @@ def read(path: Path, dotlist: list[str]):
     """The run's config (with `data.*`/`trainer.*` overrides), its task with the checkpoint's weights, its
     data module holding the training preprocessing (scales, categories) and that state itself."""
     ckpt = read_checkpoint(path, need=("state_dict", "dlcourse_config", "dlcourse_io"))
-    cfg = OmegaConf.merge(OmegaConf.create(ckpt["dlcourse_config"]), OmegaConf.from_dotlist(list(dotlist)))
+    stored = OmegaConf.create(ckpt["dlcourse_config"])
+    if OmegaConf.select(stored, "data.download", default=None):  # a checkpoint from someone else may not make
+        stored.data.download = False  # this machine fetch files into a folder it names: data.download=true asks
+    cfg = OmegaConf.merge(stored, OmegaConf.from_dotlist(list(dotlist)))
     validate(cfg)  # the stored config is data: checked like the command line before anything is built
     io = ckpt["dlcourse_io"]
     model = build_model(cfg, io["input_shape"], io["num_outputs"], io.get("normalize"))
