@@ -240,3 +240,11 @@ def test_a_checkpoint_cannot_make_eval_download_into_a_folder_it_names(finished_
     torch.save(ckpt, last)
     line = one_line_error(evaluate([f"ckpt_path={last}"], tmp_path, capfd), "data.download=true")
     assert str(target) in line and not target.exists()  # asked for, not fetched: the user decides
+
+
+def test_saved_overrides_cannot_make_a_resume_download_into_a_folder_they_name(finished_run, tmp_path, capfd):
+    run, target = copy_run(finished_run, tmp_path / "run"), tmp_path / "elsewhere"
+    for override in ("data=mnist", f"data.root={target}", "data.download=true"):
+        add_override(run, override)
+    line = one_line_error(train([f"ckpt_path={run}"], tmp_path, capfd), "data.download=true")
+    assert str(target) in line and not target.exists()

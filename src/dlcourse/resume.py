@@ -39,7 +39,10 @@ def resume_overrides(overrides: list[str], cfg) -> list[str]:
     if run_dir is not None:
         check_links(run_dir)
     if run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
-        earlier = [o for o in saved_overrides(run_dir) if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+        # data.download is not taken from a run dir (it may be someone else's, naming where to fetch to):
+        # data already there needs none, and `data.download=true` on the resume command asks for it.
+        earlier = [o for o in saved_overrides(run_dir)
+                   if not o.startswith(("ckpt_path=", "hydra.run.dir=", "data.download=", "+data.download="))]
         rest = [o for o in rest if o not in earlier]
     result = [*earlier, *rest, f"ckpt_path='{ckpt}'"]  # quoted: checkpoint names hold '=' (epoch=003-...)
     if run_dir is not None:
