@@ -162,7 +162,7 @@ def run(overrides: list[str]):
     validate(cfg)
     prepared = prepare_run(cfg)  # torch from here on: the run will happen
     run_dir = pin_run_dir(cfg)
-    resuming = cfg.ckpt_path is not None and Path(cfg.ckpt_path).absolute().parent.parent == run_dir
+    resuming = cfg.ckpt_path is not None and Path(cfg.ckpt_path).resolve().parent.parent == run_dir
     extra_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank writes into rank zero's directory
     with nullcontext() if extra_rank else RunDirectory(run_dir, resuming):
         start_job(prepared, cfg)
@@ -170,8 +170,9 @@ def run(overrides: list[str]):
 
 
 def pin_run_dir(cfg: DictConfig) -> Path:
-    """The run directory, resolved once: its name holds the time, which must not move on."""
-    run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).absolute()
+    """The run directory, resolved once: its name holds the time, which must not move on; `..` and links
+    resolved, so that every check sees the directory that will be written."""
+    run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser().resolve()
     with read_write(cfg.hydra.run), open_dict(cfg.hydra.run):
         cfg.hydra.run.dir = str(run_dir)
     return run_dir

@@ -7,6 +7,7 @@ tuples are, and both are fine. Anything the checker does not understand is accep
 
 from __future__ import annotations
 
+import math
 import numbers
 import types
 import typing
@@ -56,7 +57,7 @@ def describe(tp, plural: bool = False) -> str:
     if base is int:
         return ("integers" if plural else "an integer") + (f" {bounds}" if bounds else "")
     if base is float:
-        return ("numbers" if plural else "a number") + (f" {bounds}" if bounds else "")
+        return ("finite numbers" if plural else "a finite number") + (f" {bounds}" if bounds else "")
     if base is str:
         return "strings" if plural else "a string"
     if origin in (list, tuple) or base in (list, tuple):
@@ -98,7 +99,9 @@ def fits(value, tp) -> bool:
     if base is int:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool) and _within(value, meta)
     if base is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and _within(value, meta)
+        # inf and nan fit no setting: they pass a bound such as > 0 or none at all, then train nothing
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                and _within(value, meta))
     if base is str:
         return isinstance(value, str)
     if origin in (list, tuple) or base in (list, tuple):

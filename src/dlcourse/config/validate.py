@@ -19,7 +19,7 @@ from dlcourse.config.check import problem
 from dlcourse.config.rules import check_data_and_model, check_monitors, check_optimisation
 from dlcourse.config.signatures import Signature, UnknownTarget, signature
 from dlcourse.config.targets import all_targets, allowed
-from dlcourse.config.types import Interval, NonNegativeInt
+from dlcourse.config.types import Interval, Seed
 from dlcourse.errors import ConfigError
 
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
@@ -55,7 +55,7 @@ MOVED = {
 }
 ROOT = {
     "name": str,
-    "seed": NonNegativeInt,
+    "seed": Seed,
     "ckpt_path": str | None,
     "test": bool,
     "optimized_metric": str,
