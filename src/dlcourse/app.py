@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     when a sweep's jobs or a run's training failed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a.partition("=")[0] in DELEGATED for a in argv):
+        try:
+            check_config_flags(argv)
+        except DlcourseError as e:
+            fail(str(e), e.exit_code)
         return hydra_main(argv)
     args = parser().parse_args(argv)
     if args.help:
@@ -87,6 +91,32 @@ def main(argv: list[str] | None = None) -> None:
             raise SweepFailedError(outcome.failed_line)
     except DlcourseError as e:
         fail(str(e), e.exit_code)
+
+
+def _flag_values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    found = []
+    for i, a in enumerate(argv):
+        flag, eq, value = a.partition("=")
+        if flag in flags:
+            found.append(value if eq else (argv[i + 1] if i + 1 < len(argv) else ""))
+    return found
+
+
+def check_config_flags(argv: list[str]) -> None:
+    """--config-path and --config-name that name nothing: one line here, not Hydra's six and exit 1."""
+    from dlcourse.compose import conf_dir
+
+    folders = [conf_dir()]
+    for flag, value in [("--config-path", v) for v in _flag_values(argv, ("--config-path", "-cp"))] + \
+                       [("--config-dir", v) for v in _flag_values(argv, ("--config-dir", "-cd"))]:
+        if not Path(value).expanduser().is_dir():
+            raise ConfigError(message=f"{flag}={value} is invalid: no such folder")
+        folders.append(Path(value).expanduser())
+    for name in _flag_values(argv, ("--config-name", "-cn")):
+        if not any((f / name).is_file() or (f / f"{name}.yaml").is_file() for f in folders):
+            raise ConfigError(message=f"--config-name={name} is invalid: no {name}.yaml in "
+                                      f"{', '.join(map(str, folders))}; dlcourse-train's config is train "
+                                      "(choose a recipe with experiment=NAME)")
 
 
 def execute(overrides: list[str] | tuple[str, ...], multirun: bool = False, config_dirs=()):
