@@ -23,6 +23,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from dlcourse.cli_args import check_config_flags
 from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
 from dlcourse.config.validate import check_targets, validate
 from dlcourse.errors import ConfigError, DlcourseError, SweepFailedError, fail
@@ -91,32 +92,6 @@ def main(argv: list[str] | None = None) -> None:
             raise SweepFailedError(outcome.failed_line)
     except DlcourseError as e:
         fail(str(e), e.exit_code)
-
-
-def _flag_values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
-    found = []
-    for i, a in enumerate(argv):
-        flag, eq, value = a.partition("=")
-        if flag in flags:
-            found.append(value if eq else (argv[i + 1] if i + 1 < len(argv) else ""))
-    return found
-
-
-def check_config_flags(argv: list[str]) -> None:
-    """--config-path and --config-name that name nothing: one line here, not Hydra's six and exit 1."""
-    from dlcourse.compose import conf_dir
-
-    folders = [conf_dir()]
-    for flag, value in [("--config-path", v) for v in _flag_values(argv, ("--config-path", "-cp"))] + \
-                       [("--config-dir", v) for v in _flag_values(argv, ("--config-dir", "-cd"))]:
-        if not Path(value).expanduser().is_dir():
-            raise ConfigError(message=f"{flag}={value} is invalid: no such folder")
-        folders.append(Path(value).expanduser())
-    for name in _flag_values(argv, ("--config-name", "-cn")):
-        if not any((f / name).is_file() or (f / f"{name}.yaml").is_file() for f in folders):
-            raise ConfigError(message=f"--config-name={name} is invalid: no {name}.yaml in "
-                                      f"{', '.join(map(str, folders))}; dlcourse-train's config is train "
-                                      "(choose a recipe with experiment=NAME)")
 
 
 def execute(overrides: list[str] | tuple[str, ...], multirun: bool = False, config_dirs=()):

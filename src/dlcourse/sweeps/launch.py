@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from dlcourse.compose import compose
 from dlcourse.config.validate import validate
-from dlcourse.errors import ConfigError
+from dlcourse.errors import ConfigError, DlcourseError
 from dlcourse.isolation import restored_logging
 from dlcourse.runs import sweep_job
 
@@ -32,29 +32,65 @@ class SweepOutcome:
 
 
 def sweep(overrides: list[str]) -> SweepOutcome:
-    """Check every job of a grid first (one line for the first bad one), then let Hydra's sweeper and
-    launcher run them; each job validates its own config again (an Optuna trial's values are new).
-    A job's config is composed once: the launcher gets the one composed for the check."""
+    """Check the sweep's size and every job of a grid first (one line for the first bad one), pin and
+    lock the sweep directory, then let Hydra's sweeper and launcher run the jobs; each job validates
+    its own config again (an Optuna trial's values are new). A job's config is composed once: the
+    launcher gets the one composed for the check."""
     from dlcourse.compose import with_search_path
-    from dlcourse.internals import compositions_remembered, hydra_app, register_launcher
+    from dlcourse.internals import compositions_remembered
+    from dlcourse.sweeps import sweepdir
     from dlcourse.sweeps.jobs import SweepCallback
 
     overrides = with_search_path(overrides)
     SweepCallback.current = None
-    try:
-        with compositions_remembered(), restored_logging():
-            if check_sweep(overrides):
-                from dlcourse.sweeps.slurm import SlurmLauncher
-
-                register_launcher(LAUNCHER, SlurmLauncher)
-            register_sweeper()
-            hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=overrides)
-    finally:  # also when the sweeper raised (e.g. Optuna once every trial failed): the summary is written
-        callback = SweepCallback.current
-        summary = callback.finish() if callback is not None else None
+    with compositions_remembered(), restored_logging():
+        master = compose_master(overrides)
+        sweepdir.check_size(overrides, master)
+        for _ in range(100):  # a name by time taken between the check and the claim: the next one
+            pinned, folder, chosen = sweepdir.pin(overrides, master)
+            on_slurm = check_sweep(pinned)
+            try:
+                lock = sweepdir.claim(folder, chosen)
+                break
+            except sweepdir._Taken:
+                continue
+        else:
+            raise DlcourseError(f"could not create a new sweep directory next to {folder}")
+        with lock:
+            callback = _run(pinned, on_slurm)
     if callback is None:  # a sweep without dlcourse's callback (hydra.callbacks replaced): no summary
         return SweepOutcome(None, None, None)
-    return SweepOutcome(callback.sweep_dir, summary, callback.failed_line)
+    return SweepOutcome(callback.sweep_dir, callback.summary, callback.failed_line)
+
+
+def compose_master(overrides: list[str]):
+    """The sweep's own config, as Hydra composes it for a multirun (its directory, sweeper, limits)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from dlcourse.internals import hydra_app
+
+    cfg = hydra_app().compose_config("train", overrides, run_mode=RunMode.MULTIRUN)
+    HydraConfig.instance().set_config(cfg)  # ${hydra:...} in the directory's name resolves
+    return cfg
+
+
+def _run(overrides: list[str], on_slurm: bool):
+    from dlcourse.internals import hydra_app, register_launcher
+    from dlcourse.sweeps.jobs import SweepCallback
+
+    if on_slurm:
+        from dlcourse.sweeps.slurm import SlurmLauncher
+
+        register_launcher(LAUNCHER, SlurmLauncher)
+    register_sweeper()
+    try:
+        hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=overrides)
+    finally:  # also when the sweeper raised (e.g. Optuna once every trial failed): the summary is written
+        callback = SweepCallback.current
+        if callback is not None:
+            callback.finish()
+    return callback
 
 
 def register_sweeper() -> None:
@@ -86,9 +122,23 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
         if not o.is_sweep_override():
             axes[key] = [f"{key}={o.get_value_element_as_str()}"]
         elif o.is_discrete_sweep():
-            axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
-    jobs = itertools.islice(itertools.product(*axes.values()), MAX_CHECKED_JOBS)
+            axes[key] = _axis(key, o)
+    jobs = itertools.islice(_product([a if callable(a) else (lambda a=a: a) for a in axes.values()]), MAX_CHECKED_JOBS)
     return [[*hydra_part, *job] for job in jobs]
+
+
+def _axis(key: str, override):
+    return lambda: (f"{key}={v}" for v in override.sweep_string_iterator())
+
+
+def _product(axes: list):
+    """itertools.product, lazily: it holds every axis in memory first (`range(0,1e9)`: MemoryError)."""
+    if not axes:
+        yield ()
+        return
+    for value in axes[0]():
+        for rest in _product(axes[1:]):
+            yield (value, *rest)
 
 
 def check_sweep(overrides: list[str]) -> bool:
