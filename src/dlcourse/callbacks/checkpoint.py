@@ -16,6 +16,8 @@ from weakref import proxy
 
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
+from dlcourse.faults import as_disk_error
+
 
 class ModelCheckpoint(LightningModelCheckpoint):
     def __init__(self, *args, save_last: bool = True, **kwargs):
@@ -48,7 +50,15 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def _write(self, trainer, path: str) -> None:
         partial = f"{path}.partial"
-        trainer.save_checkpoint(partial, self.save_weights_only)  # written by rank zero, then a barrier
+        try:
+            trainer.save_checkpoint(partial, self.save_weights_only)  # written by rank zero, then a barrier
+        except BaseException as e:  # a full disk, Ctrl+C: no half file left; the earlier checkpoints stay
+            if trainer.is_global_zero and os.path.exists(partial):
+                os.remove(partial)
+            disk = as_disk_error(e, partial) if isinstance(e, Exception) else None
+            if disk is not None and disk is not e:
+                raise disk from None
+            raise
         if trainer.is_global_zero:
             os.replace(partial, path)
             for logger in trainer.loggers:  # as Lightning's own saves do (a logger may upload it)
