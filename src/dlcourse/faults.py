@@ -7,10 +7,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from dlcourse.errors import DlcourseError
+from dlcourse.errors import DlcourseError, OutputError
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
 NEARLY_FULL = 1 << 20  # bytes: below this a write that failed without an errno (torch.save) ran out of space
@@ -24,10 +25,8 @@ class RunInterrupted(DlcourseError):
         self.exit_code = exit_code
 
 
-class DiskFullError(DlcourseError):
+class DiskFullError(OutputError):
     """No space left for a file the run writes; what was written before stays."""
-
-    exit_code = 1
 
 
 def how_to_go_on(run_dir: Path) -> str:
@@ -58,6 +57,13 @@ def ending_cleanly(run_dir: Path, trainer=None):
     """Around a run's training and final writes: a signal or a full disk becomes one DlcourseError line."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    previous = threading.excepthook
+
+    def quiet(args) -> None:  # a logger's writer thread on a full disk: the run's own line says it
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in FULL):
+            previous(args)
+
+    threading.excepthook = quiet
     try:
         yield
     except SIGTERMException:
@@ -73,5 +79,7 @@ def ending_cleanly(run_dir: Path, trainer=None):
         disk = as_disk_error(e, run_dir / "metrics.json")
         if disk is None or disk.errno not in FULL:
             raise
-        raise DiskFullError(f"no space left on the device for {disk.filename or run_dir}; {how_to_go_on(run_dir)} "
-                            "once there is space") from None
+        where = disk.filename or f"a file in {run_dir}"
+        raise DiskFullError(f"no space left on the device for {where}; {how_to_go_on(run_dir)} once there is space") from None
+    finally:
+        threading.excepthook = previous
