@@ -51,7 +51,7 @@ def check_output(output: Path, p: Predictor, inputs: Path | None = None, overwri
         raise DataError(f"output={str(output)!r} would overwrite the inputs; choose another file")
     if target == p.checkpoint.resolve() or (run in target.parents and output.exists()
                                             and not target.name.startswith("eval_")):
-        raise DataError(f"output={str(output)!r} would overwrite the run's own {target.name}; choose another file")
+        raise DataError(f"output={str(output)!r} would overwrite the run's own {output.name}; choose another file")
     if run / "checkpoints" in target.parents or run / ".hydra" in target.parents:
         raise DataError(f"output={str(output)!r} is inside the run's own {target.parent.name}/; choose another file")
     if output.exists() and not (overwrite or derived):

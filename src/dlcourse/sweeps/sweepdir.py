@@ -42,7 +42,7 @@ def check_size(overrides: list[str], cfg) -> None:
     limit = OmegaConf.select(cfg, "sweep.max_jobs", default=1000)
     trials = OmegaConf.select(cfg, "hydra.sweeper.n_trials", default=None)
     size = trials if isinstance(trials, int) else grid_size(overrides)
-    if isinstance(limit, int) and not isinstance(limit, bool) and size > limit:
+    if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit < size:  # < 1: validation's line
         raise ConfigError("sweep.max_jobs", limit, f"this sweep has {size:,} jobs; narrow it, or raise the limit "
                                                    f"on purpose with sweep.max_jobs={size}")
 
