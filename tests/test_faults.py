@@ -25,7 +25,7 @@ TINY = ["experiment=iris_mlp", "trainer.max_epochs=2", "trainer.enable_progress_
         "~callbacks.figures", "trainer.accelerator=cpu", "logger=none"]
 # A run that goes on until the test stops it (events, not time, say when): no early stopping, no end in sight.
 LONG = ["experiment=gaussian_mlp", "data.n_train=1000", "data.n_val=200", "data.n_test=200", "trainer.max_epochs=100000",
-        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "~callbacks.figures", "~callbacks.early_stopping"]
+        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "~callbacks.figures"]
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

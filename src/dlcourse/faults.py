@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,9 +65,13 @@ def ending_cleanly(run_dir: Path, trainer=None):
             previous(args)
 
     threading.excepthook = quiet
+    ctrl_c = []
+    previous_int = _on_ctrl_c(ctrl_c)
     try:
         yield
     except SIGTERMException:
+        if ctrl_c:
+            raise RunInterrupted(f"the run was stopped (Ctrl+C); {how_to_go_on(run_dir)}", 130) from None
         raise RunInterrupted(f"the run was stopped (SIGTERM); {how_to_go_on(run_dir)}", 143) from None
     except SystemExit:
         if trainer is None or not trainer.interrupted:
@@ -83,3 +88,23 @@ def ending_cleanly(run_dir: Path, trainer=None):
         raise DiskFullError(f"no space left on the device for {where}; {how_to_go_on(run_dir)} once there is space") from None
     finally:
         threading.excepthook = previous
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
+
+
+def _on_ctrl_c(seen: list):
+    """Ctrl+C stops the run as SIGTERM does, at the end of a batch (Lightning's handler, while it trains),
+    rather than as a KeyboardInterrupt at any point (one inside a logger's writer hung the process at
+    exit). Outside training it is the KeyboardInterrupt it always was. The handler it replaces, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame) -> None:
+        seen.append(signum)
+        graceful = signal.getsignal(signal.SIGTERM)
+        if callable(graceful):  # Lightning's, during fit: it sets trainer.received_sigterm
+            graceful(signal.SIGTERM, frame)
+        else:
+            raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, handler)
