@@ -87,31 +87,39 @@ def test_a_failed_command_leaves_the_run_untouched_and_resumable(finished_run, t
 
 
 def test_a_busy_run_directory_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    """Synchronised on events only: the first run's lock file, then its end by SIGTERM (a run of 100,000
+    epochs: no machine is fast enough for it to end on its own first)."""
+    import signal
+    import socket
+    import time
+
     run = tmp_path / "busy"
-    args = ["experiment=gaussian_mlp", "trainer.max_epochs=40", "data.batch_size=32", "trainer.enable_progress_bar=false",
-            "trainer.accelerator=cpu", "~callbacks.figures", f"hydra.run.dir={run}"]
+    args = ["experiment=gaussian_mlp", "data.n_train=500", "data.n_val=100", "data.n_test=100", "trainer.max_epochs=100000",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "~callbacks.figures", "logger=none",
+            f"hydra.run.dir={run}"]
     env = {**os.environ, "DLCOURSE_ROOT": str(tmp_path)}
     first = subprocess.Popen([sys.executable, "-m", "dlcourse", *args], cwd=tmp_path, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        import time
-
-        deadline = time.time() + 120
-        while not (run / ".dlcourse.lock").exists():
+        deadline = time.time() + 300  # only against a run that hangs
+        while not (run / "checkpoints" / "last.ckpt").exists():
             assert first.poll() is None and time.time() < deadline, "the first run should be running"
             time.sleep(0.05)
+        assert (run / ".dlcourse.lock").read_text().split()[0] == str(first.pid)
         second = run_cli(args, tmp_path)
         assert second.returncode != 0 and "is in use by process" in second.stderr, second.stderr[-2000:]
-        assert len(second.stderr.strip().splitlines()) == 1
+        assert len(second.stderr.strip().splitlines()) == 1 and str(first.pid) in second.stderr
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 143, first.stderr.read()[-2000:]
     finally:
-        assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 40  # the first run finished intact
-    assert not (run / ".dlcourse.lock").exists()
-    import socket
-
+        first.kill()
+    assert not (run / ".dlcourse.lock").exists() and not (run / "metrics.json").exists()
     (run / ".dlcourse.lock").write_text(f"999999 {socket.gethostname()} 2026-01-01 00:00:00\n")  # a dead process
-    resumed = run_cli([f"ckpt_path={run}", "trainer.max_epochs=42"], tmp_path)
+    epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 1
+    resumed = run_cli([f"ckpt_path={run}", f"trainer.max_epochs={epochs + 1}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == epochs + 1
+    assert not (run / ".dlcourse.lock").exists()
 
 
 def test_a_checkpoint_outside_a_run_resumes_where_the_command_says(finished_run, tmp_path):
