@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         except DlcourseError as e:
             fail(str(e), e.exit_code)
         return hydra_main(argv)
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)  # `dlcourse-train experiment=x -m lr=...`: -m anywhere
     if args.help:
         from dlcourse.help import help_text
 
