@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.compose import job_config
 from dlcourse.config.validate import validate
 from dlcourse.errors import DlcourseError
+from dlcourse.faults import RunInterrupted
 from dlcourse.rundir import RunDirectory
 
 
@@ -50,6 +51,9 @@ def sweep_job(cfg: DictConfig) -> float | None:
         prepared = prepare_run(cfg)
         with RunDirectory(job_dir(cfg), resuming=True):  # Hydra has written .hydra/ into it: only the lock
             return finish(prepared, cfg)
+    except RunInterrupted as e:  # a signal stops the whole sweep (as before), not just this job
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
     except DlcourseError as e:
         record_failure(cfg, e)
         print(f"error: {e}", file=sys.stderr)
