@@ -57,7 +57,7 @@ def describe(tp, plural: bool = False) -> str:
     if base is int:
         return ("integers" if plural else "an integer") + (f" {bounds}" if bounds else "")
     if base is float:
-        return ("finite numbers" if plural else "a finite number") + (f" {bounds}" if bounds else "")
+        return ("numbers" if plural else "a number") + (f" {bounds}" if bounds else "")
     if base is str:
         return "strings" if plural else "a string"
     if origin in (list, tuple) or base in (list, tuple):
@@ -77,7 +77,10 @@ def problem(value, tp) -> str | None:
     options = [o for o in _options(tp) if o is not NONE]
     if len(options) == 1 and get_origin(_parts(options[0])[0]) is Literal and NONE not in _options(tp):
         return "allowed: " + ", ".join(map(str, get_args(_parts(options[0])[0])))
-    return f"must be {describe(tp)}"
+    why = f"must be {describe(tp)}"
+    if isinstance(value, float) and not math.isfinite(value):  # inf passes "> 0"; the line says what it lacks
+        return why.replace("a number", "a finite number")
+    return why
 
 
 def fits(value, tp) -> bool:
