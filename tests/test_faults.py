@@ -133,14 +133,28 @@ def test_a_sweep_larger_than_the_limit_is_refused_before_any_job_is_built(tmp_pa
 
 
 def test_the_grid_of_a_big_sweep_is_never_built_whole():
-    from dlcourse.sweeps.launch import MAX_CHECKED_JOBS, job_overrides
+    from dlcourse.sweeps.launch import CHECKED_JOBS, checked_jobs, job_overrides
     from dlcourse.sweeps.sweepdir import grid_size
 
     overrides = ["optimizer.lr=range(0,1e9)", "seed=1,2", "model=mlp,linear"]
     assert grid_size(overrides) == 4_000_000_000
-    jobs = job_overrides(overrides)
-    assert len(jobs) == MAX_CHECKED_JOBS and jobs[0] == ["optimizer.lr=0.0", "seed=1", "model=mlp"]
-    assert jobs[1] == ["optimizer.lr=0.0", "seed=1", "model=linear"]  # the last axis varies fastest, as Hydra's
+    jobs = job_overrides(overrides, limit=3)
+    assert jobs == [["optimizer.lr=0.0", "seed=1", "model=mlp"], ["optimizer.lr=0.0", "seed=1", "model=linear"],
+                    ["optimizer.lr=0.0", "seed=2", "model=mlp"]]  # the last key varies fastest, as in Hydra's grid
+    small = ["optimizer.lr=0.1,0.2,0.3", "seed=1,2", "model=mlp,linear"]
+    assert [n for n, _ in checked_jobs(small)] == list(range(12))  # a small grid: every job
+    big = ["optimizer.lr=0.1,0.2,0.3", "seed=range(1,30)", "model=mlp,linear"]  # 174 jobs
+    checked = checked_jobs(big)  # value k of every key in turn, the others at their first values
+    assert checked[:4] == [(0, ["optimizer.lr=0.1", "seed=1", "model=mlp"]), (58, ["optimizer.lr=0.2", "seed=1", "model=mlp"]),
+                           (2, ["optimizer.lr=0.1", "seed=2", "model=mlp"]), (1, ["optimizer.lr=0.1", "seed=1", "model=linear"])]
+    assert len(checked) == 1 + 2 + 28 + 1 <= CHECKED_JOBS and len({n for n, _ in checked}) == len(checked)
+
+
+def test_a_big_sweep_checks_each_value_and_starts_soon(tmp_path, capfd):
+    """A bad value anywhere in a big grid is still one line before any job; Hydra's batches are small."""
+    result = run_in_process(train_main, ["-m", *TINY, "seed=range(0,200)", "model.dropout=0.1,0.2,1.5"], tmp_path, capfd)
+    one_error(result, "model.dropout=1.5", "in job 2")
+    assert not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.parametrize(("target", "extra", "names"), [

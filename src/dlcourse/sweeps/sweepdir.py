@@ -17,23 +17,27 @@ from dlcourse.rundir import LOCK, RunDirectory
 DIR_KEY = "hydra.sweep.dir"
 
 
-def grid_size(overrides: list[str]) -> int:
-    """The number of jobs a grid of these overrides has, counted without building it (`range(0,1e9)`)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+def axis_length(override) -> int:
+    """How many values a discrete sweep override has, counted without listing them (`range(0,1e9)`)."""
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+
+    value = override.value()
+    if isinstance(value, RangeSweep):
+        start, stop, step = value.start, value.stop, value.step
+        return max(0, math.ceil((stop - start) / step)) if step else 0
+    if isinstance(value, ChoiceSweep):
+        return len(value.list)
+    return sum(1 for _ in override.sweep_string_iterator())  # glob(...): the options it matches
+
+
+def grid_size(overrides: list[str]) -> int:
+    """The number of jobs a grid of these overrides has, counted without building it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     size = 1
     for o in OverridesParser.create().parse_overrides(overrides):
-        if o.is_hydra_override() or not o.is_discrete_sweep():
-            continue
-        value = o.value()
-        if isinstance(value, RangeSweep):
-            start, stop, step = value.start, value.stop, value.step
-            size *= max(0, math.ceil((stop - start) / step)) if step else 0
-        elif isinstance(value, ChoiceSweep):
-            size *= len(value.list)
-        else:  # glob(...): the options it matches
-            size *= sum(1 for _ in o.sweep_string_iterator())
+        if not o.is_hydra_override() and o.is_discrete_sweep():
+            size *= axis_length(o)
     return size
 
 
