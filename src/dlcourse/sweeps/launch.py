@@ -1,5 +1,7 @@
-"""Starting a sweep: every job of a grid is checked first (one line for the first bad one, nothing
-written), then Hydra's sweeper and launcher run the jobs (dlcourse.runs.sweep_job each)."""
+"""Starting a sweep: its size is counted (over sweep.max_jobs: refused), the jobs of a grid are checked
+first (all of a small one; of a big one each value of each key: one line for the first bad one, nothing
+written), its directory is pinned and locked (dlcourse.sweeps.sweepdir), then Hydra's sweeper and
+launcher run the jobs (dlcourse.runs.sweep_job each)."""
 
 from __future__ import annotations
 
