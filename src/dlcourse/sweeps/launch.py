@@ -59,7 +59,7 @@ def sweep(overrides: list[str]) -> SweepOutcome:
             try:
                 lock = sweepdir.claim(folder, chosen)
                 break
-            except sweepdir._Taken:
+            except sweepdir.NameTaken:
                 continue
         else:
             raise DlcourseError(f"could not create a new sweep directory next to {folder}")

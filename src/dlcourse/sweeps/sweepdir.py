@@ -66,13 +66,14 @@ def pin(overrides: list[str], cfg) -> tuple[list[str], Path, bool]:
     directory; whether it was chosen by the user (hydra.sweep.dir=...) rather than named by time."""
     folder = Path(str(OmegaConf.select(cfg, DIR_KEY))).expanduser().resolve()
     chosen = any(o.startswith(f"{DIR_KEY}=") for o in overrides)
-    rest = [o for o in overrides if not o.startswith((f"{DIR_KEY}=", "hydra.sweep.subdir="))]
+    rest = [o for o in overrides if not o.startswith(f"{DIR_KEY}=")]
     if chosen:
         if _holds_a_sweep(folder) and not OmegaConf.select(cfg, "sweep.continue", default=False):
             raise ConfigError(DIR_KEY, str(folder), "holds an earlier sweep; choose a new directory, or add this "
                                                     "sweep's jobs to it with sweep.continue=true")
         offset = earlier_jobs(folder)
         if offset:  # continued on purpose: the new jobs come after the old ones (and the summary lists all)
+            rest = [o for o in rest if not o.startswith("hydra.sweep.subdir=")]
             rest.append(f"hydra.sweep.subdir='${{dlcourse_add:${{hydra.job.num}},{offset}}}'")
     else:
         base, n = folder, 0
@@ -91,13 +92,13 @@ def claim(folder: Path, chosen: bool) -> SweepDirectory:
         else:
             folder.mkdir()
     except FileExistsError:
-        raise _Taken(folder) from None
+        raise NameTaken(folder) from None
     except OSError as e:
         raise DlcourseError(f"cannot create the sweep directory {folder}: {e.strerror or e}") from None
     return SweepDirectory(folder)
 
 
-class _Taken(Exception):
+class NameTaken(Exception):
     """Another sweep created this name between the check and the claim: the caller pins a new one."""
 
 
