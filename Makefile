@@ -4,6 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ARGS    ?=
+HOST    ?= 127.0.0.1
 
 .PHONY: install train test test-fast lint tensorboard benchmark reproduce clean
 
@@ -24,8 +25,8 @@ test: $(STAMP) ## run the test suite
 lint: $(STAMP) ## static checks
 	$(BIN)/ruff check src tests scripts
 
-tensorboard: $(STAMP) ## serve every run under outputs/
-	$(BIN)/tensorboard --logdir outputs --bind_all
+tensorboard: $(STAMP) ## serve every run under outputs/ on this machine only; HOST=0.0.0.0 serves every network interface
+	$(BIN)/tensorboard --logdir outputs --host $(HOST)
 
 benchmark: $(STAMP) ## framework vs hand-written loop, seconds per epoch
 	$(BIN)/python scripts/benchmark.py $(ARGS)

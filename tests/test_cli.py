@@ -21,49 +21,7 @@ from dlcourse.evaluate import main as eval_main
 TINY = ["experiment=gaussian_mlp", "data.n_train=300", "data.n_val=100", "data.n_test=300",
         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
-BAD_INPUTS = [
-    (["model=transformer"], "model=transformer", "available: "),
-    (["optimizer=lbfgs"], "optimizer=lbfgs", "available: adam, adamw, rmsprop, sgd"),
-    (["optimizer.lr=-1"], "optimizer.lr=-1", "> 0"),
-    (["optimizer.lr=abc"], "optimizer.lr='abc'", "must be a number"),
-    (["data.batch_size=0"], "data.batch_size=0", '"full"'),
-    (["data.batch_size=half"], "data.batch_size='half'", '"full"'),
-    (["model.dropout=1.5"], "model.dropout=1.5", "< 1"),
-    (["model.hidden=[]"], "model.hidden=[]", "non-empty list"),
-    (["model.activation=swish"], "model.activation='swish'", "relu, leaky_relu, tanh, sigmoid, gelu"),
-    (["task.loss=hinge"], "task.loss='hinge'", "auto, bce, cross_entropy, mse, mae, huber"),
-    (["task.loss=mse"], "task.loss='mse'", "does not fit a classification task"),
-    (["trainer.max_epochs=0"], "trainer.max_epochs=0", ">= 1"),
-    (["+model.hiden=3"], "model.hiden=3", "did you mean model.hidden?"),
-    (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1", ">= 0"),
-    (["data=csv"], "data.path='???'", "is required"),
-    (["model=cnn"], "model=cnn takes images", "models for rows of numeric features: linear, mlp"),
-    # Hydra's grammar and keys that do not exist: the closest match
-    (["lr=0.1"], "lr=0.1", "did you mean optimizer.lr?"),
-    (["model.hiden=[10]"], "model.hiden=[10]", "did you mean model.hidden?"),
-    (["optimiser=adam"], "optimiser=adam", "did you mean optimizer=adam?"),
-    (["model=lstm"], "model=lstm", "did you mean model=rnn model.cell=lstm?"),
-    (["model.hidden=[10"], "'model.hidden=[10'", "not a valid override"),
-    (["optimizer.lr=0.1,0.2"], "optimizer.lr=0.1,0.2", "-m (--multirun)"),
-    # keys that moved in the config redesign name their new place
-    (["trainer.batch_size=32"], "trainer.batch_size=32", "use data.batch_size=32"),
-    (["loss=mae"], "loss=mae", "use task.loss=mae"),
-    (["optimizer.l1=0.1"], "optimizer.l1=0.1", "use task.l1=0.1"),
-    (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0", "task.gradient_clip_val"),
-    (["--config-dir", "/no/such/dir"], "--config-dir=/no/such/dir", "no such folder"),
-]
-
-
-@pytest.mark.parametrize(("overrides", "names", "allowed"), BAD_INPUTS, ids=[b[1] for b in BAD_INPUTS])
-def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, overrides, names, allowed):
-    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))
-    with pytest.raises(SystemExit) as exc:
-        main(["experiment=gaussian_mlp", *overrides])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: ") and names in err and allowed in err, err
-    assert not (tmp_path / "outputs").exists()  # nothing created
+# The catalogue of bad inputs (each one line naming the key or file) is tests/test_integrity.py's.
 
 
 def test_bad_input_through_the_real_cli_writes_nothing(tmp_path):

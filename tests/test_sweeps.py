@@ -352,7 +352,9 @@ def test_each_job_of_a_sweep_is_composed_once_and_as_hydra_would(tmp_path, monke
     monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
     monkeypatch.chdir(tmp_path)
     main(["-m", *TINY, "trainer.max_epochs=1", "optimizer.lr=0.1,0.2", "seed=1,2"])
-    assert sorted(modes) == ["RunMode.MULTIRUN", *["RunMode.RUN"] * 4]  # the sweep's config, each job's once
+    # the sweep's config (twice: dlcourse reads its directory and size, then Hydra composes it with that
+    # directory pinned), each job's once
+    assert sorted(modes) == ["RunMode.MULTIRUN", "RunMode.MULTIRUN", *["RunMode.RUN"] * 4]
     monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", real)
     (sweep,) = sweep_dirs(tmp_path)
     jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())

@@ -23,6 +23,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from dlcourse.cli_args import check_config_flags
 from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
 from dlcourse.config.validate import check_targets, validate
 from dlcourse.errors import ConfigError, DlcourseError, SweepFailedError, fail
@@ -68,8 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     when a sweep's jobs or a run's training failed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a.partition("=")[0] in DELEGATED for a in argv):
+        try:
+            check_config_flags(argv)
+        except DlcourseError as e:
+            fail(str(e), e.exit_code)
         return hydra_main(argv)
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)  # `dlcourse-train experiment=x -m lr=...`: -m anywhere
     if args.help:
         from dlcourse.help import help_text
 
@@ -166,7 +171,7 @@ def run(overrides: list[str]):
     validate(cfg)
     prepared = prepare_run(cfg)  # torch from here on: the run will happen
     run_dir = pin_run_dir(cfg)
-    resuming = cfg.ckpt_path is not None and Path(cfg.ckpt_path).absolute().parent.parent == run_dir
+    resuming = cfg.ckpt_path is not None and Path(cfg.ckpt_path).resolve().parent.parent == run_dir
     extra_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank writes into rank zero's directory
     with nullcontext() if extra_rank else RunDirectory(run_dir, resuming):
         start_job(prepared, cfg)
@@ -174,8 +179,9 @@ def run(overrides: list[str]):
 
 
 def pin_run_dir(cfg: DictConfig) -> Path:
-    """The run directory, resolved once: its name holds the time, which must not move on."""
-    run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).absolute()
+    """The run directory, resolved once: its name holds the time, which must not move on; `..` and links
+    resolved, so that every check sees the directory that will be written."""
+    run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser().resolve()
     with read_write(cfg.hydra.run), open_dict(cfg.hydra.run):
         cfg.hydra.run.dir = str(run_dir)
     return run_dir

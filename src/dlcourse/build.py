@@ -38,6 +38,16 @@ def check_device(cfg: DictConfig) -> None:
                           "False); use trainer=cpu, or trainer=auto (a GPU when there is one)")
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("trainer.accelerator", accelerator, "no Apple GPU (MPS) here; use trainer=cpu")
+    if isinstance(accelerator, str) and accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
+        from lightning.pytorch.accelerators import AcceleratorRegistry
+
+        try:  # tpu, hpu, ...: Lightning knows the name; whether this machine has one is another matter
+            available = bool(AcceleratorRegistry.get(accelerator).is_available())
+        except Exception:  # its package is missing (torch_xla, ...): Lightning raises as it builds it
+            available = False
+        if not available:
+            raise ConfigError("trainer.accelerator", accelerator, f"no {accelerator.upper()} is usable here (or the "
+                              "package it needs is not installed); use trainer=cpu, or trainer=auto")
 
 
 def build_datamodule(cfg: DictConfig):

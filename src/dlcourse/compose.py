@@ -10,11 +10,21 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONFIG_NAME = "train"
 # A user's own config folders (experiments, models, ...), besides --config-dir: os.pathsep-separated.
 USER_DIRS_ENV = "DLCOURSE_CONFIG_DIRS"
+
+
+def _add(a, b) -> int:
+    return int(a) + int(b)
+
+
+# The job directories of a continued sweep are numbered after its earlier ones (dlcourse.sweeps.sweepdir):
+# `${dlcourse_add:${hydra.job.num},N}`, resolved in whichever process runs the job (all import this module).
+if not OmegaConf.has_resolver("dlcourse_add"):
+    OmegaConf.register_new_resolver("dlcourse_add", _add)
 
 
 def conf_dir() -> Path:

@@ -30,6 +30,12 @@ class CheckpointError(DlcourseError):
     """A checkpoint that is missing, corrupt or does not fit the model."""
 
 
+class OutputError(DlcourseError):
+    """A file that cannot be written (a full disk, no permission, a folder in the way); nothing half-written stays."""
+
+    exit_code = 1
+
+
 class SweepFailedError(DlcourseError):
     """Some jobs of a sweep did not complete (the others did; the summary lists every job)."""
 

@@ -24,29 +24,38 @@ from dlcourse.report import write_json, write_text
 if TYPE_CHECKING:
     from dlcourse.predictor import Predictor
 
-USAGE = "usage: dlcourse-eval ckpt_path=PATH [split=test|val] [predict=CSV|IMAGE|FOLDER] [output=PATH] [data.KEY=V] [trainer.KEY=V]"
-OWN_KEYS = ("ckpt_path", "split", "predict", "output")
+USAGE = ("usage: dlcourse-eval ckpt_path=PATH [split=test|val] [predict=CSV|IMAGE|FOLDER] [output=PATH] "
+         "[overwrite=true] [data.KEY=V] [trainer.KEY=V]")
+OWN_KEYS = ("ckpt_path", "split", "predict", "output", "overwrite")
 
 
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
     own, dotlist = parse_key_values(argv, OWN_KEYS, USAGE, __doc__)
     if own.get("split", "test") not in ("test", "val"):
         fail(f"split={own['split']!r} is invalid: allowed: test, val")
+    if own.get("overwrite", "false").lower() not in ("true", "false"):
+        fail(f"overwrite={own['overwrite']!r} is invalid: allowed: true, false")
+    own["overwrite"] = own.get("overwrite", "false").lower() == "true"
     return own, dotlist
 
 
-def check_output(output: Path, p: Predictor, inputs: Path | None = None) -> None:
-    """Before anything is computed: an output that is a folder, the inputs, or a file the run itself
-    holds (its checkpoints, metrics.json, history.csv, config) is refused in one line."""
+def check_output(output: Path, p: Predictor, inputs: Path | None = None, overwrite: bool = False,
+                 derived: bool = False) -> None:
+    """Before anything is computed: an output that is a folder, the inputs, a file the run itself holds
+    (its checkpoints, metrics.json, logs, config: never, not even with overwrite=true) or any other
+    existing file (unless overwrite=true, or it is this command's own eval_<split>.json) is refused."""
     target, run = output.resolve(), p.run_dir.resolve()
-    own = (target == p.checkpoint.resolve() or target in (run / "metrics.json", run / "history.csv")
-           or run / "checkpoints" in target.parents or run / ".hydra" in target.parents)
     if output.is_dir():
         raise DataError(f"output={str(output)!r} is a folder; name a file")
     if inputs is not None and target == inputs.resolve():
         raise DataError(f"output={str(output)!r} would overwrite the inputs; choose another file")
-    if own:
-        raise DataError(f"output={str(output)!r} would overwrite the run's own {target.name}; choose another file")
+    if target == p.checkpoint.resolve() or (run in target.parents and output.exists()
+                                            and not target.name.startswith("eval_")):
+        raise DataError(f"output={str(output)!r} would overwrite the run's own {output.name}; choose another file")
+    if run / "checkpoints" in target.parents or run / ".hydra" in target.parents:
+        raise DataError(f"output={str(output)!r} is inside the run's own {target.parent.name}/; choose another file")
+    if output.exists() and not (overwrite or derived):
+        raise DataError(f"output={str(output)!r} exists; choose another file, or replace it with overwrite=true")
 
 
 def predict(p: Predictor, inputs: Path, output: Path) -> int:
@@ -69,17 +78,17 @@ def main(argv: list[str] | None = None) -> None:
         if "predict" in own:
             inputs = Path(own["predict"])
             output = Path(own.get("output") or inputs.with_name(inputs.stem + "_predictions.csv"))
-            check_output(output, p, inputs)
+            check_output(output, p, inputs, own["overwrite"])
             n = predict(p, inputs, output)
             print(f"wrote {n} predictions to {output}")
             return
         split = own.get("split", "test")
         out = Path(own.get("output") or p.run_dir / f"eval_{split}.json")
-        check_output(out, p)
+        check_output(out, p, overwrite=own["overwrite"], derived="output" not in own)  # eval_<split>.json: this command's
         metrics = p.evaluate(split)
+        write_json(out, {"checkpoint": str(path), "split": split, **metrics})
     except DlcourseError as e:
         fail(str(e), e.exit_code)
-    write_json(out, {"checkpoint": str(path), "split": split, **metrics})
     print(json.dumps(metrics, indent=2))
     print(f"written to {out}")
 

@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from dlcourse import predictor_inputs
-from dlcourse.build import build_datamodule, build_model
+from dlcourse.build import build_datamodule, build_model, check_device
 from dlcourse.checkpoints import read_checkpoint, resolve_checkpoint
 from dlcourse.config.validate import validate
 from dlcourse.errors import CheckpointError, ConfigError, DataError
@@ -39,6 +39,7 @@ def read(path: Path, dotlist: list[str]):
         stored.data.download = False  # this machine fetch files into a folder it names: data.download=true asks
     cfg = OmegaConf.merge(stored, OmegaConf.from_dotlist(list(dotlist)))
     validate(cfg)  # the stored config is data: checked like the command line before anything is built
+    check_device(cfg)  # trainer.accelerator=gpu on a machine without one: one line, not Lightning's traceback
     io = ckpt["dlcourse_io"]
     model = build_model(cfg, io["input_shape"], io["num_outputs"], io.get("normalize"))
     task = Task(model, task=io["task"], num_classes=len(io["class_names"]) if io.get("class_names") else None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dlcourse import runcard
+from dlcourse.errors import OutputError
 from dlcourse.intervals import error_line
 
 # Config groups whose values go into the HParams view (paths, hydra and callbacks do not).
@@ -23,16 +24,34 @@ def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write through a temporary file renamed over `path`: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # as the run's other files (mkstemp makes it private)
-    os.replace(tmp, path)
+def write_bytes(path: Path, data: bytes) -> None:
+    """As write_text, for a binary file (a figure's PNG)."""
+    write_text(path, data)
+
+
+def write_text(path: Path, text: str | bytes, newline: str | None = None) -> None:
+    """Write through a temporary file renamed over `path`: readers see the old file or the whole new one;
+    a failed write (a full disk, a folder in the way) leaves no temporary file and is one line."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": newline})) as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as the run's other files (mkstemp makes it private)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
 
 
 def history_rows(train: list[dict], val: list[dict]) -> list[dict]:

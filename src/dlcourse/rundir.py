@@ -38,7 +38,9 @@ class RunDirectory:
     """`with RunDirectory(path, resuming):` around everything a run writes."""
 
     def __init__(self, path: str | Path, resuming: bool = False):
-        self.path, self.resuming, self.lock = Path(path), resuming, Path(path) / LOCK
+        # Resolved before any check: `new/../../<run>` is that run, and is refused as it is.
+        self.path = Path(path).expanduser().resolve()
+        self.resuming, self.lock = resuming, self.path / LOCK
 
     def __enter__(self) -> RunDirectory:
         earlier = self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())

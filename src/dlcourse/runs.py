@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.compose import job_config
 from dlcourse.config.validate import validate
 from dlcourse.errors import DlcourseError
+from dlcourse.faults import RunInterrupted
+from dlcourse.rundir import RunDirectory
 
 
 def prepare_run(cfg: DictConfig):
@@ -46,8 +48,21 @@ def sweep_job(cfg: DictConfig) -> float | None:
 
     try:
         validate(cfg)
-        return finish(prepare_run(cfg), cfg)
+        prepared = prepare_run(cfg)
+        with RunDirectory(job_dir(cfg), resuming=True):  # Hydra has written .hydra/ into it: only the lock
+            return finish(prepared, cfg)
+    except RunInterrupted as e:  # a signal stops the whole sweep (as before), not just this job
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
     except DlcourseError as e:
         record_failure(cfg, e)
         print(f"error: {e}", file=sys.stderr)
         return None
+
+
+def job_dir(cfg: DictConfig) -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(str(cfg.paths.output_dir))

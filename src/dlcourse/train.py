@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
 from dlcourse.errors import NonFiniteLossError
+from dlcourse.faults import ending_cleanly
 from dlcourse.intervals import task_intervals
 from dlcourse.loggers import log_final, tested_step
 from dlcourse.lr_finder import find_lr_if_enabled, lr_find_record, record_lr_find_only
@@ -132,15 +133,22 @@ def fit(prepared: Prepared, cfg: DictConfig | None = None) -> dict:
             if isinstance(cb, EarlyStopping):
                 cb.restart_patience = longer
 
-    found = find_lr_if_enabled(prepared, cfg, run_dir, trainer.loggers)  # lr_find.enabled: Lightning's finder first
-    if found is not None and not cfg.lr_find.train:
-        return record_lr_find_only(prepared, cfg, run_dir, found, trainer.loggers)
-    try:
-        trainer.fit(task, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
-    except NonFiniteLossError:
-        if trainer.is_global_zero:  # the error line follows on stderr; the console says how the run ended
-            print(ending_line({"diverged_epoch": trainer.current_epoch + 1, "max_epochs": cfg.trainer.max_epochs}))
-        raise
+    with ending_cleanly(run_dir, trainer):  # a signal, a full disk: one line that says how to go on
+        found = find_lr_if_enabled(prepared, cfg, run_dir, trainer.loggers)  # lr_find.enabled: Lightning's finder first
+        if found is not None and not cfg.lr_find.train:
+            return record_lr_find_only(prepared, cfg, run_dir, found, trainer.loggers)
+        try:
+            trainer.fit(task, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+        except NonFiniteLossError:
+            if trainer.is_global_zero:  # the error line follows on stderr; the console says how the run ended
+                print(ending_line({"diverged_epoch": trainer.current_epoch + 1, "max_epochs": cfg.trainer.max_epochs}))
+            raise
+        return tested(prepared, cfg, trainer, run_dir, found)
+
+
+def tested(prepared: Prepared, cfg: DictConfig, trainer: L.Trainer, run_dir: Path, found) -> dict:
+    """After training: test the best checkpoint, write metrics.json, history.csv and the loggers' results."""
+    dm, task = prepared.dm, prepared.task
     early = trainer.early_stopping_callback  # read now: testing the best checkpoint restores its state
     stopped_early = bool(early is not None and early.stopped_epoch > 0)
 

@@ -12,9 +12,13 @@ replaced, never written through.
 from __future__ import annotations
 
 import os
+import time
+import zipfile
 from weakref import proxy
 
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+
+from dlcourse.faults import as_disk_error
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
@@ -22,6 +26,24 @@ class ModelCheckpoint(LightningModelCheckpoint):
         super().__init__(*args, save_last=False, **kwargs)  # Lightning's own last.ckpt logic stays off
         self.keep_last = save_last
         self._saved_at: dict[str, int] = {}  # top-k files written this run -> the global step they hold
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._since = time.time() - 1  # this session's files (mtime resolution): only those are ever removed
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """A write cut short (a full disk, Ctrl+C): Lightning's top-k save writes the file in place, so a
+        checkpoint of this session that is not a whole archive (torch.save writes a zip) is removed;
+        resume and dlcourse-eval then find only whole ones, the earlier epochs' among them."""
+        super().on_exception(trainer, pl_module, exception)
+        folder = self.dirpath
+        if not trainer.is_global_zero or not folder or not os.path.isdir(folder):
+            return
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if (name.endswith((".ckpt", ".partial")) and os.path.isfile(path) and not os.path.islink(path)
+                    and os.path.getmtime(path) >= getattr(self, "_since", 0) and not zipfile.is_zipfile(path)):
+                os.remove(path)
 
     def _note_new_saves(self, trainer) -> None:
         for path in {*self.best_k_models, self.best_model_path} - {""}:
@@ -48,7 +70,15 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def _write(self, trainer, path: str) -> None:
         partial = f"{path}.partial"
-        trainer.save_checkpoint(partial, self.save_weights_only)  # written by rank zero, then a barrier
+        try:
+            trainer.save_checkpoint(partial, self.save_weights_only)  # written by rank zero, then a barrier
+        except BaseException as e:  # a full disk, Ctrl+C: no half file left; the earlier checkpoints stay
+            if trainer.is_global_zero and os.path.exists(partial):
+                os.remove(partial)
+            disk = as_disk_error(e, partial) if isinstance(e, Exception) else None
+            if disk is not None and disk is not e:
+                raise disk from None
+            raise
         if trainer.is_global_zero:
             os.replace(partial, path)
             for logger in trainer.loggers:  # as Lightning's own saves do (a logger may upload it)

@@ -24,6 +24,7 @@ from torchmetrics.functional.classification import (
 from dlcourse import plots
 from dlcourse.internals import event_file_writer
 from dlcourse.loggers import log_figures
+from dlcourse.report import write_bytes
 
 
 def standard_figures(task: str, model, dm, preds: torch.Tensor, targets: torch.Tensor) -> dict:
@@ -91,7 +92,7 @@ def save_figures(figs: dict, dirpath: Path, loggers, step: int) -> list[Path]:
     written = []
     for name, fig in figs.items():
         png, height, width = plots.render_png(fig)
-        (dirpath / f"{name}.png").write_bytes(png)
+        write_bytes(dirpath / f"{name}.png", png)  # whole or not at all
         written.append(dirpath / f"{name}.png")
         for writer in writers:
             add_png(writer, f"figures/{name}", png, height, width, step)

@@ -7,6 +7,7 @@ tuples are, and both are fine. Anything the checker does not understand is accep
 
 from __future__ import annotations
 
+import math
 import numbers
 import types
 import typing
@@ -76,7 +77,10 @@ def problem(value, tp) -> str | None:
     options = [o for o in _options(tp) if o is not NONE]
     if len(options) == 1 and get_origin(_parts(options[0])[0]) is Literal and NONE not in _options(tp):
         return "allowed: " + ", ".join(map(str, get_args(_parts(options[0])[0])))
-    return f"must be {describe(tp)}"
+    why = f"must be {describe(tp)}"
+    if isinstance(value, float) and not math.isfinite(value):  # inf passes "> 0"; the line says what it lacks
+        return why.replace("a number", "a finite number")
+    return why
 
 
 def fits(value, tp) -> bool:
@@ -98,7 +102,9 @@ def fits(value, tp) -> bool:
     if base is int:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool) and _within(value, meta)
     if base is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and _within(value, meta)
+        # inf and nan fit no setting: they pass a bound such as > 0 or none at all, then train nothing
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                and _within(value, meta))
     if base is str:
         return isinstance(value, str)
     if origin in (list, tuple) or base in (list, tuple):

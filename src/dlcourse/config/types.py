@@ -25,7 +25,7 @@ class Interval:
                 and (self.lt is None or v < self.lt) and (self.le is None or v <= self.le))
 
     def describe(self) -> str:
-        parts = [f"{op} {bound:g}" for op, bound in ((">", self.gt), (">=", self.ge), ("<", self.lt), ("<=", self.le))
+        parts = [f"{op} {int(bound) if float(bound).is_integer() else f'{bound:g}'}" for op, bound in ((">", self.gt), (">=", self.ge), ("<", self.lt), ("<=", self.le))
                  if bound is not None]
         return " and ".join(parts)
 
@@ -43,6 +43,7 @@ Positive = Annotated[float, Interval(gt=0)]
 NonNegative = Annotated[float, Interval(ge=0)]
 PositiveInt = Annotated[int, Interval(ge=1)]
 NonNegativeInt = Annotated[int, Interval(ge=0)]
+Seed = Annotated[int, Interval(ge=0, le=2**32 - 1)]  # what numpy's generators accept
 Widths = Annotated[list[PositiveInt], MinLen(1)]  # hidden layer sizes, e.g. [300, 100]
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu"]

@@ -19,7 +19,7 @@ from dlcourse.config.check import problem
 from dlcourse.config.rules import check_data_and_model, check_monitors, check_optimisation
 from dlcourse.config.signatures import Signature, UnknownTarget, signature
 from dlcourse.config.targets import all_targets, allowed
-from dlcourse.config.types import Interval, NonNegativeInt
+from dlcourse.config.types import Interval, Seed
 from dlcourse.errors import ConfigError
 
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
@@ -55,13 +55,14 @@ MOVED = {
 }
 ROOT = {
     "name": str,
-    "seed": NonNegativeInt,
+    "seed": Seed,
     "ckpt_path": str | None,
     "test": bool,
     "optimized_metric": str,
     "optimized_mode": Literal["min", "max"],
     "threads": Literal["auto"] | Annotated[int, Interval(ge=1)],
 }
+SWEEP = {"max_jobs": Annotated[int, Interval(ge=1)], "continue": bool}
 CV = {"folds": Annotated[int, Interval(ge=2)] | None, "refit": bool}
 LR_FIND = {"enabled": bool, "apply": bool, "train": bool, "min_lr": Annotated[float, Interval(gt=0)],
            "max_lr": Annotated[float, Interval(gt=0)], "num_training": Annotated[int, Interval(ge=13)],
@@ -139,7 +140,7 @@ def missing_keys(node: DictConfig, prefix: str = "") -> list[str]:
 def check_root(cfg: DictConfig) -> None:
     for key in missing_keys(cfg):
         raise ConfigError(key, "???", f"is required: set it, e.g. {key}=...")
-    known = {*ROOT, "cv", "lr_find", "paths", "hydra", *ROLES, "callbacks", "logger", "experiment", "hparams_search"}
+    known = {*ROOT, "sweep", "cv", "lr_find", "paths", "hydra", *ROLES, "callbacks", "logger", "experiment", "hparams_search"}
     for key in cfg:
         if key in MOVED:
             raise ConfigError(key, plain(cfg[key]), f"this key moved: set {MOVED[key]} instead")
@@ -148,10 +149,13 @@ def check_root(cfg: DictConfig) -> None:
     for key, tp in ROOT.items():
         if key in cfg and (why := problem(_value(cfg, key), tp)):
             raise ConfigError(key, plain(cfg[key]), why)
-    for key, tp in CV.items():
-        value = OmegaConf.select(cfg, f"cv.{key}")
-        if why := problem(value, tp):
-            raise ConfigError(f"cv.{key}", value, why)
+    for group, keys in (("sweep", SWEEP), ("cv", CV)):
+        if group == "sweep" and group not in cfg:  # a checkpoint's config from before sweep.* existed
+            continue
+        for key, tp in keys.items():
+            value = OmegaConf.select(cfg, f"{group}.{key}")
+            if why := problem(value, tp):
+                raise ConfigError(f"{group}.{key}", value, why)
     check_lr_find(cfg)
 
 

@@ -62,9 +62,10 @@ def write_files(sweep_dir: Path, header, table, markdown: str, seeds, keys) -> N
         if (sweep_dir / name).is_symlink():
             raise DataError(f"{sweep_dir / name} is a link (to {(sweep_dir / name).readlink()}); dlcourse-summary "
                             "writes no file through a link: remove it")
-    write_text(sweep_dir / "summary.csv", _csv(header, table))
+    write_text(sweep_dir / "summary.csv", _csv(header, table), newline="")
     write_text(sweep_dir / "summary.md", markdown)
     if seeds:
         seed_header = list(dict.fromkeys(k for g in seeds for k in ["config", *g] if k != "config"))
         rows = [{**g["config"], **{k: v for k, v in g.items() if k != "config"}} for g in seeds]
-        write_text(sweep_dir / "summary_seeds.csv", _csv([*[k for k in keys if k != "seed"], *seed_header], rows))
+        write_text(sweep_dir / "summary_seeds.csv", _csv([*[k for k in keys if k != "seed"], *seed_header], rows),
+                   newline="")

@@ -24,7 +24,7 @@ from dlcourse.sweeps.files import read_metrics, read_overrides, write_files
 from dlcourse.sweeps.seeds import best_by_mean, best_group_lines, seed_groups, seed_lines
 
 # Overrides that start a sweep rather than a run: left out of the "rerun the best job" command.
-NOT_RERUN = ("hparams_search=", "hydra.", "+hydra.", "cv.fold=")
+NOT_RERUN = ("hparams_search=", "hydra.", "+hydra.", "cv.fold=", "sweep.")
 
 
 def _parse_override(text: str) -> tuple[str, str]:
