@@ -4,7 +4,7 @@ steps, the epoch's running sums and what is published at the end of an epoch.
 Lightning calls `Task.training_step` once per item of the training loader, and every call costs more
 (hooks, progress, bookkeeping) than a small model's step on a CPU. So on one device the loader hands over
 a *group* of batches per call (`task.steps_per_call`: `batches_per_call` decides how many) and `step`
-runs one optimizer step per batch of it. Whatever counts steps counts them here, in batches:
+runs one optimizer step per batch of it. Whatever counts steps counts them here, in batches (at the end):
 `steps_per_epoch` for the progress bar, `schedule_length` for a schedule's length; `trainer.global_step`
 counts every optimizer step as well.
 """
@@ -24,41 +24,6 @@ from dlcourse.metrics import compute_loss, correct_count
 from dlcourse.optim import l1_penalty, step_per_epoch
 
 
-# -- how many batches a call runs, and how many an epoch has ---------------------------------
-def batches_per_call(setting: int | Literal["auto"], batches: int, trainer=None) -> int:
-    """`auto`: about 8 calls (progress-bar updates) per epoch, one call for epochs of at most 8 batches;
-    a number: that many. Always 1 under DDP, whose gradient sync expects one backward per forward call,
-    and with trainer.limit_train_batches, which Lightning counts in calls: so it keeps meaning batches."""
-    if trainer is not None and (trainer.world_size > 1 or _limited(trainer.limit_train_batches)):
-        return 1
-    if setting != "auto":
-        return int(setting)
-    return batches if batches <= 8 else math.ceil(batches / 8)
-
-
-def _limited(limit) -> bool:
-    """Lightning's limit_*_batches: 1.0 (the default, also for null) is every batch; an int is a count."""
-    return not (isinstance(limit, float) and limit == 1.0)
-
-
-def steps_per_epoch(trainer) -> int | float:
-    """Optimizer steps (batches) of a training epoch as the trainer runs it: Lightning's count of calls
-    (after limit_train_batches) times the batches per call, at most the loader's batches."""
-    calls, loader = trainer.num_training_batches, trainer.train_dataloader
-    batches = getattr(loader, "num_batches", None)  # a TensorLoader; a plain DataLoader is one batch a call
-    if batches is None or calls == float("inf"):
-        return calls
-    return min(int(batches), int(calls) * int(getattr(loader, "group", 1)))
-
-
-def schedule_length(trainer, interval: str) -> int:
-    """A schedule's length in its own steps: optimizer steps of the run for a per-step schedule, else epochs."""
-    if interval != "step":
-        return trainer.max_epochs
-    calls = trainer.estimated_stepping_batches  # also makes Lightning set up the training loader
-    return int(steps_per_epoch(trainer) * trainer.max_epochs or calls)
-
-
 class TrainLoop:
     """The training side of a Task: the grouping it asks of the loader, its steps and its epoch sums.
     `finding_lr` (dlcourse.lr_finder): one batch a call, the schedule stepped each step, the loss returned."""
@@ -72,9 +37,10 @@ class TrainLoop:
         (dlcourse's data modules do; another data module's loader hands over one batch a call)."""
         dm = trainer.datamodule
         if dm is not None and hasattr(dm, "group_batches"):
-            dm.group_batches = partial(self.batches_per_call, trainer)
+            dm.group_batches = partial(self.group_size, trainer)
 
-    def batches_per_call(self, trainer, batches: int) -> int:
+    def group_size(self, trainer, batches: int) -> int:
+        """Batches per call for an epoch of `batches` (the finder: one)."""
         return 1 if self.finding_lr else batches_per_call(self.steps_per_call, batches, trainer)
 
     def start_epoch(self, device: torch.device) -> None:
@@ -177,3 +143,38 @@ class TrainLoop:
         optimizers = task.trainer.optimizers if task.trainable else []
         lr = {"lr": optimizers[0].param_groups[0]["lr"]} if optimizers else {}  # none for a model without weights
         task.train_history.append({"epoch": epoch, **{k: float(v) for k, v in values.items()}, **lr})
+
+
+# -- how many batches a call runs, and how many an epoch has ---------------------------------
+def batches_per_call(setting: int | Literal["auto"], batches: int, trainer=None) -> int:
+    """`auto`: about 8 calls (progress-bar updates) per epoch, one call for epochs of at most 8 batches;
+    a number: that many. Always 1 under DDP, whose gradient sync expects one backward per forward call,
+    and with trainer.limit_train_batches, which Lightning counts in calls: so it keeps meaning batches."""
+    if trainer is not None and (trainer.world_size > 1 or _limited(trainer.limit_train_batches)):
+        return 1
+    if setting != "auto":
+        return int(setting)
+    return batches if batches <= 8 else math.ceil(batches / 8)
+
+
+def _limited(limit) -> bool:
+    """Lightning's limit_*_batches: 1.0 (the default, also for null) is every batch; an int is a count."""
+    return not (isinstance(limit, float) and limit == 1.0)
+
+
+def steps_per_epoch(trainer) -> int | float:
+    """Optimizer steps (batches) of a training epoch as the trainer runs it: Lightning's count of calls
+    (after limit_train_batches) times the batches per call, at most the loader's batches."""
+    calls, loader = trainer.num_training_batches, trainer.train_dataloader
+    batches = getattr(loader, "num_batches", None)  # a TensorLoader; a plain DataLoader is one batch a call
+    if batches is None or calls == float("inf"):
+        return calls
+    return min(int(batches), int(calls) * int(getattr(loader, "group", 1)))
+
+
+def schedule_length(trainer, interval: str) -> int:
+    """A schedule's length in its own steps: optimizer steps of the run for a per-step schedule, else epochs."""
+    if interval != "step":
+        return trainer.max_epochs
+    calls = trainer.estimated_stepping_batches  # also makes Lightning set up the training loader
+    return int(steps_per_epoch(trainer) * trainer.max_epochs or calls)

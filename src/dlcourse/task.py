@@ -1,4 +1,5 @@
-"""The one LightningModule: loss, metrics, logging and optimisation for every model and dataset."""
+"""The one LightningModule: loss, metrics, logging and optimisation for every model and dataset; its
+training steps, their grouping into Lightning calls and the epoch's train values are dlcourse.loop's."""
 
 from __future__ import annotations
 
