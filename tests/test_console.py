@@ -64,7 +64,7 @@ def test_progress_bar_counts_real_batches_and_samples_per_second(tmp_path):
     from conftest import run_cli
 
     args = ["experiment=gaussian_mlp", "data.n_train=1000", "data.n_val=200", "data.n_test=200", "data.batch_size=50",
-            "data.steps_per_call=5", "trainer.max_epochs=2", "trainer.accelerator=cpu", "~callbacks.model_summary"]
+            "task.steps_per_call=5", "trainer.max_epochs=2", "trainer.accelerator=cpu", "~callbacks.model_summary"]
     result = run_cli(args, tmp_path, env_extra={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr[-2000:]
     bar = next(line for line in result.stdout.splitlines() if line.startswith("Epoch 2/2"))

@@ -281,7 +281,7 @@ def test_wilson_interval_of_small_and_large_test_sets():
 
 @pytest.mark.parametrize(("limit", "steps"), [("3", 3), ("0.25", 5)])
 def test_limit_train_batches_counts_batches_also_when_steps_are_grouped(cfg_factory, limit, steps):
-    """20 batches an epoch run as a few calls of several steps each (data.steps_per_call=auto), but
+    """20 batches an epoch run as a few calls of several steps each (task.steps_per_call=auto), but
     Lightning counts trainer.limit_train_batches in calls: it must still mean batches."""
     cfg = cfg_factory("experiment=gaussian_mlp", "data.n_train=200", "data.batch_size=10",
                       f"trainer.limit_train_batches={limit}", "trainer.max_epochs=1")

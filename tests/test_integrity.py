@@ -140,7 +140,7 @@ TRAIN = [
     ["optimizer.lr=0.1,0.2"], ["optimizer.lr=-1"], ["optimizer.lr=abc"], ["optimizer.lr=0"],
     ["optimizer.weight_decay=-0.1"], ["optimizer=sgd", "optimizer.momentum=1.5"], ["optimizer=sgd", "optimizer.nesterov=true"],
     ["data.batch_size=0"], ["data.batch_size=half"], ["data.batch_size=-3"], ["data.eval_batch_size=0"],
-    ["data.steps_per_call=0"], ["model.dropout=1.5"], ["model.dropout=-0.1"], ["model.hidden=[]"], ["model.hidden=[0]"],
+    ["task.steps_per_call=0"], ["model.dropout=1.5"], ["model.dropout=-0.1"], ["model.hidden=[]"], ["model.hidden=[0]"],
     ["model.hidden=10"], ["model.activation=swish"], ["model.init=he"], ["model.batchnorm=maybe"],
     ["task.loss=hinge"], ["task.loss=mse"], ["task.l1=-1"], ["task.gradient_clip_val=0"], ["task.scheduler_interval=batch"],
     ["trainer.max_epochs=0"], ["trainer.max_epochs=ten"], ["trainer.accelerator=tpu2"], ["trainer.precision=8"],

@@ -114,7 +114,6 @@ def test_lightnings_finder_steps_the_tasks_optimizer_through_the_rates(cfg_facto
 
     monkeypatch.setattr(Task, "training_step", spy)
     weights = {k: v.clone() for k, v in prepared.task.state_dict().items()}
-    grouping = prepared.dm.steps_per_call
     found = find_lr(prepared, cfg, tmp_path)
     lrs = found["lrs"]
     assert len(lrs) == 30 and all(a < b for a, b in zip(lrs, lrs[1:], strict=False))
@@ -122,7 +121,7 @@ def test_lightnings_finder_steps_the_tasks_optimizer_through_the_rates(cfg_facto
     assert [lr for lr, _ in seen] == pytest.approx(lrs) and {n for _, n in seen} == {1}  # one batch a call
     assert all(torch.isfinite(torch.tensor(found["losses"])))
     assert all(torch.equal(v, weights[k]) for k, v in prepared.task.state_dict().items())
-    assert prepared.task.finding_lr is False and prepared.dm.steps_per_call == grouping
+    assert prepared.task.loop.finding_lr is False and prepared.task.loop.steps_per_call == "auto"
 
     # Lightning's finder on the Task as it trains normally: a rate per call of several steps, and no loss.
     plain = Tuner(finder_trainer(cfg, str(tmp_path))).lr_find(prepared.task, datamodule=prepared.dm, num_training=30,

@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dlcourse.cli_args import check_config_flags
 from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
+from dlcourse.config.renamed import renamed_overrides
 from dlcourse.config.validate import check_targets, validate
 from dlcourse.errors import ConfigError, DlcourseError, SweepFailedError, fail
 from dlcourse.hints import explain
@@ -115,7 +116,7 @@ def composing(overrides, config_dirs=()):
     saved = os.environ.get(USER_DIRS_ENV)
     if dirs:  # DDP ranks, parallel and cluster jobs start new processes: they need the same search path
         os.environ[USER_DIRS_ENV] = os.pathsep.join(map(str, dirs))
-    overrides = [expand_home(str(o)) for o in overrides]
+    overrides = renamed_overrides([expand_home(str(o)) for o in overrides])  # before Hydra sees them: sweeps too
     try:
         start(dirs)
         yield overrides

@@ -12,6 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dlcourse.config.renamed import renamed_overrides
+
 CONFIG_NAME = "train"
 # A user's own config folders (experiments, models, ...), besides --config-dir: os.pathsep-separated.
 USER_DIRS_ENV = "DLCOURSE_CONFIG_DIRS"
@@ -74,6 +76,7 @@ def compose(overrides: list[str], output_dir: str | Path | None = None) -> DictC
     run name from the chosen options); `output_dir` fixes the run directory (tests, scripts)."""
     if not GlobalHydra.instance().is_initialized():
         start(user_dirs())
+    overrides = renamed_overrides(overrides)  # an old key's spelling, with a warning
     cfg = hydra_compose(CONFIG_NAME, overrides=with_search_path(overrides), return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):

@@ -2,8 +2,8 @@
 
 The Task optimises by hand, several batches per training_step call, and returns no loss: Lightning's
 finder, which steps its schedule and reads the loss only in automatic optimisation, sees nothing. While
-the finder runs, the data module hands over one batch per call and the Task's finder mode
-(Task.finding_lr) steps the finder's schedule after every step and returns the step's loss. The finder
+the finder runs, the training loop's finder mode (dlcourse.loop, `finding_lr`) asks for one batch per
+call, steps the finder's schedule after every step and returns the step's loss. The finder
 trains a throwaway Trainer; Lightning restores the weights afterwards and the global RNG is isolated,
 so the run that follows starts exactly as it would have without the finder.
 """
@@ -41,18 +41,14 @@ def find_lr_if_enabled(prepared, cfg: DictConfig, run_dir: Path, loggers=()) -> 
 
 
 @contextmanager
-def finder_mode(task, dm):
-    """The Task's finder mode and one batch per training_step call, for as long as the finder runs."""
-    grouping = getattr(dm, "steps_per_call", None)  # dlcourse's data modules group batches (TensorLoader.group)
-    task.finding_lr = True
-    if grouping is not None:
-        dm.steps_per_call = 1
+def finder_mode(task):
+    """The loop's finder mode (one batch per training_step call, the loss returned; dlcourse.loop), for
+    as long as the finder runs."""
+    task.loop.finding_lr = True
     try:
         yield
     finally:
-        task.finding_lr = False
-        if grouping is not None:
-            dm.steps_per_call = grouping
+        task.loop.finding_lr = False
 
 
 @contextmanager
@@ -93,7 +89,7 @@ def find_lr(prepared, cfg: DictConfig, run_dir: Path, loggers=()) -> dict:
         raise LrFindError("lr_find: this model has nothing to train, so no learning rate to find; "
                           "set lr_find.enabled=false")
     with (tempfile.TemporaryDirectory(prefix="dlcourse-lr_find-") as scratch, isolate_rng(), quiet_lightning(),
-          finder_mode(task, dm)):
+          finder_mode(task)):
         finder = Tuner(finder_trainer(cfg, scratch)).lr_find(
             task, datamodule=dm, min_lr=float(s.min_lr), max_lr=float(s.max_lr), num_training=int(s.num_training),
             mode=str(s.mode), update_attr=False)

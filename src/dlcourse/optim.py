@@ -18,23 +18,19 @@ def schedule_interval(factory, interval: str) -> str:
     return "step" if getattr(cls, "__name__", "") in PER_BATCH else "epoch"
 
 
-def schedule_defaults(factory, optimizer: torch.optim.Optimizer, trainer, interval: str) -> dict:
-    """Fill in what a schedule needs from the run itself (so the user never types it twice):
-    OneCycle's max_lr is the optimizer's lr and its length the run's steps; cosine spans the run."""
+def schedule_defaults(factory, optimizer: torch.optim.Optimizer, length: int) -> dict:
+    """Fill in what a schedule needs from the run itself (so the user never types it twice): OneCycle's
+    max_lr is the optimizer's lr; its length and cosine's span are `length`, the run's steps or epochs
+    (dlcourse.loop.schedule_length: optimizer steps, not Lightning's calls, which may hold several)."""
     given = getattr(factory, "keywords", {}) or {}
     accepted = inspect.signature(getattr(factory, "func", factory)).parameters
-    steps = trainer.max_epochs
-    if interval == "step":  # optimizer steps, not loader calls (a call may hold several)
-        calls = trainer.estimated_stepping_batches  # also makes Lightning set up the loader
-        loader = trainer.train_dataloader
-        steps = getattr(loader, "num_batches", 0) * trainer.max_epochs or calls
     defaults = {}
     if "max_lr" in accepted and given.get("max_lr") is None:
         defaults["max_lr"] = [g["lr"] for g in optimizer.param_groups]
     if "total_steps" in accepted and given.get("total_steps") is None:
-        defaults["total_steps"] = int(steps)
+        defaults["total_steps"] = int(length)
     if "T_max" in accepted and given.get("T_max") is None:
-        defaults["T_max"] = int(steps)
+        defaults["T_max"] = int(length)
     return defaults
 
 

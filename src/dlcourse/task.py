@@ -1,4 +1,5 @@
-"""The one LightningModule: loss, metrics, logging and optimisation for every model and dataset."""
+"""The one LightningModule: loss, metrics, logging and optimisation for every model and dataset; its
+training steps, their grouping into Lightning calls and the epoch's train values are dlcourse.loop's."""
 
 from __future__ import annotations
 
@@ -11,21 +12,19 @@ from torch import nn
 from torchmetrics.aggregation import CatMetric
 
 from dlcourse.checkpoints import one_based, restore_rng, rng_state
-from dlcourse.config.types import ClassWeight, Loss, NonNegative, Positive
-from dlcourse.errors import NonFiniteLossError
-from dlcourse.internals import optimizer_step
+from dlcourse.config.types import ClassWeight, Loss, NonNegative, Positive, PositiveInt
+from dlcourse.loop import TrainLoop, schedule_length
 from dlcourse.memory import release_freed_memory
 from dlcourse.metrics import (
     SplitSums,
     compute_loss,
-    correct_count,
     metric_targets,
     predictions,
     publish,
     resolve_loss,
     split_metrics,
 )
-from dlcourse.optim import l1_penalty, schedule_defaults, schedule_interval, step_per_epoch
+from dlcourse.optim import schedule_defaults, schedule_interval
 
 
 class Task(L.LightningModule):
@@ -45,6 +44,7 @@ class Task(L.LightningModule):
         scheduler_interval: Literal["auto", "epoch", "step"] = "auto",
         scheduler_monitor: str = "val/loss",
         class_weight: ClassWeight = None,  # "balanced" or one weight per class; resolved into io by dlcourse.build
+        steps_per_call: PositiveInt | Literal["auto"] = "auto",  # batches per Lightning call (dlcourse.loop)
         config: dict | None = None,
         io: dict | None = None,
     ):
@@ -54,11 +54,11 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
         self.scheduler_factory, self.scheduler_interval = scheduler, schedule_interval(scheduler, scheduler_interval)
         self.scheduler_monitor, self.l1, self.gradient_clip_val = scheduler_monitor, l1, gradient_clip_val
-        # Optimisation runs in training_step (several steps per call; see there), so Lightning's
-        # automatic loop, which would step the optimizer and schedule once per call, is off.
+        # Optimisation runs in the loop (several steps per call; dlcourse.loop), so Lightning's automatic
+        # optimisation, which would step the optimizer and schedule once per call, is off.
         self.automatic_optimization = False
-        self._trainable = any(p.requires_grad for p in model.parameters())
-        self.finding_lr = False  # while dlcourse.lr_finder runs Lightning's finder: one batch per call, the loss returned
+        self.loop = TrainLoop(steps_per_call)
+        self.trainable = any(p.requires_grad for p in model.parameters())
         self.config = config or {}  # the resolved run config: stored in checkpoints for dlcourse-eval
         self.io = io or {}  # input_shape / num_outputs / task / class names: rebuild the model without data
         self.target_scale = self.io.get("target_scale")  # regression targets standardised by the data: (mean, std)
@@ -69,109 +69,28 @@ class Task(L.LightningModule):
         # Per-epoch metrics, in checkpoints (a resumed run keeps them): history.csv, `dlcourse.run(...).history`.
         self.val_history, self.train_history = [], []  # [{"epoch": 1, "val/loss": ...}, ...]: counted from 1
         self.test_results: dict[str, float] = {}
-        self._reset_train_sums()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    # -- training -----------------------------------------------------------------
-    def _reset_train_sums(self):
-        # Plain tensors, summed on the device: no host sync per step, one reduction per epoch.
-        self._sum_loss = torch.zeros((), device=self.device)
-        self._sum_correct = torch.zeros((), device=self.device)
-        self._seen = 0
-        self._nonfinite = torch.zeros((), dtype=torch.long, device=self.device)
+    # -- training: the steps and the epoch's sums are the loop's (dlcourse.loop) ----------------
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.loop.attach(self.trainer)  # the loader groups its batches as the loop asks
 
     def on_train_epoch_start(self):
-        self._reset_train_sums()
+        self.loop.start_epoch(self.device)
 
     def training_step(self, group, group_idx):
-        """One call runs the optimizer steps for a group of batches (see TensorLoader.group): Lightning's
-        per-call machinery costs more than a small model's step, so on one device the loader hands
-        over several batches at once. `trainer.global_step` still counts every optimizer step."""
-        release_freed_memory()  # only once the freed holes add up to more than glibc keeps (dlcourse.memory)
-        optimizer = self.optimizers() if self._trainable else None
-        per_step = self.scheduler_interval == "step" or self.finding_lr
-        scheduler = self.lr_schedulers() if self._trainable and per_step else None
-        # Direct path: plain backward() and the torch optimizer, where Lightning's wrappers add only
-        # hooks (about 2 ms a step here, 10-30% of a small model's epoch). Lightning's path stays for
-        # 16-bit mixed precision (gradient scaler) and DDP (its backward bookkeeping).
-        direct = optimizer is not None and self.trainer.world_size == 1 and self.trainer.precision != "16-mixed"
-        # Per-batch values are only collected here and summed once per call: each tiny tensor op costs
-        # ~20 us on a CPU, which added up to ~4% of an MNIST-MLP epoch when summed batch by batch.
-        losses, sizes, outs, ys = [], [], [], []
-        for batch in group if isinstance(group, list) else [group]:
-            x, y = batch[0], batch[1]
-            out = self.model(x)
-            loss = compute_loss(self.loss_name, out, y, self.loss_weight)
-            losses.append(loss.detach())
-            sizes.append(len(y))
-            if self.task != "regression":
-                outs.append(out.detach())
-                ys.append(y)
-            if optimizer is None:
-                continue  # nothing to train (e.g. the naive forecast): the run only evaluates it
-            if self.l1 > 0:
-                loss = loss + self.l1 * l1_penalty(self.model)
-            optimizer.zero_grad(set_to_none=True)
-            if direct:
-                loss.backward()
-                if self.gradient_clip_val:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.gradient_clip_val)
-                optimizer_step(optimizer)
-            else:
-                self.manual_backward(loss)
-                if self.gradient_clip_val:
-                    self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val,
-                                        gradient_clip_algorithm="norm")
-                optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        losses = torch.stack(losses).float()
-        self._sum_loss += losses @ torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
-        self._nonfinite += (~torch.isfinite(losses)).sum()
-        if outs:
-            self._sum_correct += correct_count(self.task, torch.cat(outs), torch.cat(ys))
-        self._seen += sum(sizes)
-        return losses[-1] if self.finding_lr else None
-
-    def _step_epoch_scheduler(self):
-        if self._trainable and self.scheduler_factory is not None and self.scheduler_interval == "epoch":
-            step_per_epoch(self.lr_schedulers(), self.trainer.callback_metrics.get(self.scheduler_monitor))
-
-    def _check_finite(self):
-        if self._seen and int(self._nonfinite) > 0:
-            lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
-            raise NonFiniteLossError.in_epoch(self.current_epoch + 1, lr)
+        """The optimizer steps of a group of batches (several per call on one device; see dlcourse.loop).
+        `trainer.global_step` still counts every optimizer step."""
+        return self.loop.step(self, group)
 
     def on_validation_start(self):
-        # Before validation, so that no checkpoint of diverged weights is ever written; the epoch's
-        # training values are closed here too, so that a checkpoint saved by this validation holds them.
-        if self.trainer.training and not self.trainer.sanity_checking:
-            self._check_finite()
-            if self.trainer.is_last_batch:
-                self._close_train_epoch()
+        self.loop.before_validation(self)
 
     def on_train_epoch_end(self):
-        if self.finding_lr:
-            return  # the finder's steps are thrown away: no history, no divergence check, no schedule step
-        self._check_finite()
-        self._close_train_epoch()  # an epoch without validation
-        self._step_epoch_scheduler()
-
-    def _close_train_epoch(self):
-        """The epoch's train loss/accuracy to the loggers and to train_history, once per epoch."""
-        if not self._seen or (self.train_history and self.train_history[-1]["epoch"] == self.current_epoch + 1):
-            return
-        reduce = self.trainer.strategy.reduce
-        seen = reduce(torch.tensor(float(self._seen), device=self.device), reduce_op="sum")
-        values = {"train/loss": reduce(self._sum_loss, reduce_op="sum") / seen}
-        if self.task != "regression":
-            values["train/acc"] = reduce(self._sum_correct, reduce_op="sum") / seen
-        self.publish(values)
-        groups = self.trainer.optimizers[0].param_groups if self._trainable and self.trainer.optimizers else []
-        lr = {"lr": groups[0]["lr"]} if groups else {}  # none for a model with nothing to train (naive)
-        self.train_history.append({"epoch": self.current_epoch + 1, **{k: float(v) for k, v in values.items()}, **lr})
+        self.loop.end_epoch(self)
 
     # -- evaluation ---------------------------------------------------------------
     def _eval_step(self, batch):
@@ -203,8 +122,7 @@ class Task(L.LightningModule):
         row = self._end_eval(self.val_metrics, "val")
         if not self.trainer.sanity_checking:
             if row["val/loss"] != row["val/loss"] or abs(row["val/loss"]) == float("inf"):
-                self._nonfinite += 1  # the weights diverged in the epoch's last step: fail, not early-stop
-                self._check_finite()
+                self.loop.check_finite(self, diverged=True)  # diverged in the epoch's last step: fail, not early-stop
             self.val_history.append({"epoch": self.current_epoch + 1, **row})
 
     def on_test_epoch_start(self):
@@ -231,9 +149,10 @@ class Task(L.LightningModule):
         optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return optimizer
-        defaults = schedule_defaults(self.scheduler_factory, optimizer, self.trainer, self.scheduler_interval)
+        length = schedule_length(self.trainer, self.scheduler_interval)  # in optimizer steps or epochs
+        defaults = schedule_defaults(self.scheduler_factory, optimizer, length)
         scheduler = self.scheduler_factory(optimizer, **defaults)
-        # Stepped by the task itself (training_step / on_train_epoch_end), plateau on scheduler_monitor.
+        # Stepped by the loop (a step or an epoch's end; dlcourse.loop), plateau on scheduler_monitor.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     # -- checkpoints ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Lightning's RichProgressBar in real batches and samples per second.
 
-On one device the training loader hands the task several batches per call (TensorLoader.group):
+On one device the training loader hands the task several batches per call (dlcourse.loop):
 Lightning's bar would count calls (`8/8` for an epoch of hundreds of batches, `1/1` for full
 batch) and its it/s column, measured over a few calls, reads `0.00it/s`. Here the training bar
 counts batches and its speed column shows samples per second since the epoch started.
@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedCo
 from rich.text import Text
 
 from dlcourse.internals import TrainDescription, attached_trainer
+from dlcourse.loop import TrainLoop, steps_per_epoch
 
 
 class SamplesPerSecondColumn(ProcessingSpeedColumn):
@@ -31,15 +32,14 @@ class SamplesPerSecondColumn(ProcessingSpeedColumn):
         return Text(f"{samples / elapsed:,.0f} samples/s" if elapsed > 0 and samples else "", style=self.style)
 
 
-def loader_shape(loader) -> tuple[int, int, int]:
-    """(batches per call, batch size, samples) of a training loader (a TensorLoader or a DataLoader)."""
-    group = int(getattr(loader, "group", 1) or 1)
+def loader_shape(loader) -> tuple[int, int]:
+    """(batch size, samples) of a training loader (a TensorLoader or a DataLoader)."""
     batch_size = int(getattr(loader, "batch_size", 1) or 1)
     n = getattr(loader, "n", None)
     if n is None:
         dataset = getattr(loader, "dataset", None)
         n = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else 0
-    return group, batch_size, int(n)
+    return batch_size, int(n)
 
 
 def in_notebook() -> bool:
@@ -49,32 +49,30 @@ def in_notebook() -> bool:
 
 
 class _RealBatches(TrainDescription):
-    """The training bar's total and description in batches, whatever the loader's grouping."""
+    """The training bar in batches, as the training loop counts them (dlcourse.loop), whatever its grouping."""
 
-    _shape = (1, 1, 0)
+    _shape = (1, 0)
 
     @property
     def total_train_batches(self):
-        calls = super().total_train_batches
-        loader = self.trainer.train_dataloader if attached_trainer(self) is not None else None
-        self._shape = loader_shape(loader) if loader is not None else (1, 1, 0)
-        real = getattr(loader, "num_batches", None)
-        if isinstance(calls, (int, float)) and calls != float("inf") and real is not None:
-            return min(int(real), int(calls) * self._shape[0])
-        return calls
+        trainer = self.trainer if attached_trainer(self) is not None else None
+        loader = trainer.train_dataloader if trainer is not None else None
+        self._shape = loader_shape(loader) if loader is not None else (1, 0)
+        return steps_per_epoch(trainer) if trainer is not None else super().total_train_batches
 
     def epoch_text(self, current_epoch: int) -> str:
         """"Epoch 3/20, batches of 32": epochs counted from 1, as the summary and TensorBoard count them."""
         most = self.trainer.max_epochs
         text = f"Epoch {current_epoch + 1}" + (f"/{most}" if most and most > 0 else "")
-        _, batch_size, n = self._shape
+        batch_size, n = self._shape
         size = "full batch" if n and batch_size >= n else f"batches of {batch_size}"
         return f"{text}, {size}"
 
-    def _batches_done(self, batch_idx: int, total) -> int:
-        """Lightning's handlers set the bar to `batch_idx + 1` calls; in batches that is this."""
-        done = (batch_idx + 1) * self._shape[0]
-        return min(done, int(total)) if total else done
+    @staticmethod
+    def _done(pl_module, batch_idx: int) -> tuple[int, int | None]:
+        """(batches, samples) of the epoch so far: the loop's counts; Lightning's calls for another module."""
+        loop = getattr(pl_module, "loop", None)
+        return (loop.batches, loop.seen) if isinstance(loop, TrainLoop) else (batch_idx + 1, None)
 
 
 class NotebookProgressBar(_RealBatches, TQDMProgressBar):
@@ -85,8 +83,8 @@ class NotebookProgressBar(_RealBatches, TQDMProgressBar):
         self.train_progress_bar.set_description(self.epoch_text(trainer.current_epoch))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        total = self.train_progress_bar.total if self.train_progress_bar is not None else None
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, self._batches_done(batch_idx, total) - 1)
+        # Lightning's handler sets the bar to `batch_idx + 1`: the batches done, here
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, self._done(pl_module, batch_idx)[0] - 1)
 
 
 class ProgressBar(_RealBatches, RichProgressBar):
@@ -101,10 +99,12 @@ class ProgressBar(_RealBatches, RichProgressBar):
             self.progress.update(self.train_progress_bar_id, samples=0, started=time.perf_counter())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        group, batch_size, n = self._shape
+        batches, samples = self._done(pl_module, batch_idx)
         bar = self.train_progress_bar_id
         if self.progress is not None and bar is not None:
-            samples = (batch_idx + 1) * group * batch_size
-            self.progress.update(bar, samples=min(samples, n) if n else samples)
-            batch_idx = self._batches_done(batch_idx, self.train_progress_bar.total) - 1
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            if samples is None:  # not dlcourse's loop: full batches
+                batch_size, n = self._shape
+                samples = min(batches * batch_size, n) if n else batches * batch_size
+            self.progress.update(bar, samples=samples)
+        # Lightning's handler sets the bar to `batch_idx + 1`: the batches done, here
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batches - 1)

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlcourse.config.check import problem
+from dlcourse.config.renamed import move_renamed
 from dlcourse.config.rules import check_data_and_model, check_monitors, check_optimisation
 from dlcourse.config.signatures import Signature, UnknownTarget, signature
 from dlcourse.config.targets import all_targets, allowed
@@ -46,7 +47,7 @@ ROLES = {  # in the order they are checked: data.targets follows model.head, so 
 MOVED = {
     "trainer.batch_size": "data.batch_size",
     "trainer.eval_batch_size": "data.eval_batch_size",
-    "trainer.steps_per_call": "data.steps_per_call",
+    "trainer.steps_per_call": "task.steps_per_call",
     "trainer.gradient_clip_val": "task.gradient_clip_val",
     "optimizer.l1": "task.l1",
     "scheduler.interval": "task.scheduler_interval",
@@ -215,7 +216,9 @@ def check_installed(path: str, node: DictConfig) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError on the first bad value. Imports no torch, builds nothing."""
+    """Raise ConfigError on the first bad value. Imports no torch, builds nothing; the one change it
+    makes is to move a renamed key to its new place (config/renamed.py), with a warning."""
+    move_renamed(cfg)
     check_targets(cfg)
     check_root(cfg)
     sigs = {path: check_node(path, cfg[path], role) for path, role in ROLES.items() if cfg.get(path) is not None}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -30,10 +29,12 @@ class InMemoryDataModule(L.LightningDataModule):
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
 
-    def __init__(self, batch_size: BatchSize = 32, eval_batch_size: PositiveInt | None = None, seed: int = 0,
-                 steps_per_call: PositiveInt | Literal["auto"] = "auto"):
+    # How many training batches one training call takes, given the batches of an epoch: set by the
+    # training loop (dlcourse.loop) when a fit starts; without it, one.
+    group_batches: Callable[[int], int] | None = None
+
+    def __init__(self, batch_size: BatchSize = 32, eval_batch_size: PositiveInt | None = None, seed: int = 0):
         super().__init__()
-        self.steps_per_call = steps_per_call
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self._on_device: dict[str, tuple[torch.Tensor, ...]] = {}
@@ -141,7 +142,7 @@ class InMemoryDataModule(L.LightningDataModule):
     def _loader(self, split: str, batch_size: int, train: bool) -> TensorLoader:
         self.setup()
         trainer = self.trainer
-        return TensorLoader(
+        loader = TensorLoader(
             self._tensors(split),
             batch_size=batch_size,
             shuffle=train,
@@ -151,20 +152,10 @@ class InMemoryDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer is not None else 1,
             pad_to_equal=train,
             transform=self.train_transform if (train and self.has_train_transform) else None,
-            group=self._group(batch_size, trainer) if train else 1,
         )
-
-    def _group(self, batch_size: int, trainer) -> int:
-        """Batches per training call. `auto`: about 8 calls (progress-bar updates) per epoch, one call
-        for epochs of at most 8 batches; always 1 under DDP, whose gradient sync expects one
-        backward per forward call, and with trainer.limit_train_batches, which Lightning counts in
-        calls: so it keeps meaning batches."""
-        if trainer is not None and (trainer.world_size > 1 or _limited(trainer.limit_train_batches)):
-            return 1
-        if self.steps_per_call != "auto":
-            return int(self.steps_per_call)
-        n = math.ceil(len(self.splits["train"][0]) / batch_size)
-        return n if n <= 8 else math.ceil(n / 8)
+        if train and self.group_batches is not None:
+            loader.group = self.group_batches(loader.num_batches)
+        return loader
 
     def _eval_batch_size(self) -> int:
         # Evaluation batches do not change results, only speed: default to large ones.
@@ -195,7 +186,3 @@ class InMemoryDataModule(L.LightningDataModule):
         self.feature_names = state.get("feature_names")
         self.task = state.get("task", self.task)
 
-
-def _limited(limit) -> bool:
-    """Lightning's limit_*_batches: 1.0 (the default, also for null) is every batch; an int is a count."""
-    return not (isinstance(limit, float) and limit == 1.0)

@@ -37,7 +37,8 @@ class TensorLoader:
         self.shuffle, self.seed, self.epoch_fn = shuffle, seed, epoch_fn
         self.rank, self.world_size, self.pad = rank, world_size, pad_to_equal
         self.transform = transform
-        # group > 1: yield lists of `group` batches; the task runs one optimizer step per batch.
+        # group > 1: yield lists of `group` batches; the training loop (dlcourse.loop) decides how many and
+        # runs one optimizer step per batch.
         self.group = max(1, int(group))
 
     def _shard_size(self) -> int:
