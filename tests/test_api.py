@@ -127,7 +127,7 @@ def test_import_dlcourse_leaves_other_libraries_alone():
             "m = torchmetrics.classification.BinaryAccuracy()\n"
             "m.update(torch.tensor([0.9, 0.2]), torch.tensor([1, 0]))\n"
             "fig, ax = m.plot()\n"
-            "import dlcourse.train, dlcourse.plots, dlcourse.api\n"
+            "import dlcourse.train, dlcourse.metric_figures, dlcourse.api\n"
             "assert dict(matplotlib.rcParams) == rc, 'dlcourse changed matplotlib settings'\n"
             "print('plotted', type(fig).__name__)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

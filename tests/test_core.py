@@ -265,7 +265,8 @@ def test_every_checkpoint_save_is_announced_to_the_loggers(tmp_path):
 
 
 def test_wilson_interval_of_small_and_large_test_sets():
-    from dlcourse.report import accuracy_line, wilson_interval
+    from dlcourse.console_summary import accuracy_line
+    from dlcourse.intervals import wilson_interval
 
     low, high = wilson_interval(28 / 30, 30)  # iris at seed 42: 2 errors in 30 flowers
     assert low == pytest.approx(0.7868, abs=1e-4) and high == pytest.approx(0.9815, abs=1e-4)

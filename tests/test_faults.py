@@ -188,8 +188,8 @@ def test_eval_replaces_a_file_when_told_and_its_own_file_always(done, tmp_path, 
 
 
 def test_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    from dlcourse.atomic_files import write_text
     from dlcourse.errors import OutputError
-    from dlcourse.report import write_text
 
     (tmp_path / "keep.json").write_text("old\n")
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dlcourse import image_plots, plots
+from dlcourse import image_figures, metric_figures
 from dlcourse.callbacks.figures import FigureCallback
 from dlcourse.models.cnn import CNN
 
@@ -32,13 +32,13 @@ def test_image_grids_draw_for_grey_and_colour_images(channels):
     preds = torch.softmax(torch.randn(30, 4, generator=gen), -1)
     cams = torch.rand(5, 12, 10, generator=gen)
     figs = {
-        "samples": image_plots.samples_per_class_figure(x, y, names, per_class=4),
-        "wrong": image_plots.misclassified_figure(x, preds, y, names, n=9),
-        "cams": image_plots.gradcam_figure(x[:5], cams, torch.tensor([0, 1, 2, 3, 0]), y[:5], names),
-        "filters": image_plots.filters_figure(CNN((channels, 12, 10), 4, channels=[5, "pool"])),
+        "samples": image_figures.samples_per_class_figure(x, y, names, per_class=4),
+        "wrong": image_figures.misclassified_figure(x, preds, y, names, n=9),
+        "cams": image_figures.gradcam_figure(x[:5], cams, torch.tensor([0, 1, 2, 3, 0]), y[:5], names),
+        "filters": image_figures.filters_figure(CNN((channels, 12, 10), 4, channels=[5, "pool"])),
     }
     for name, fig in figs.items():
-        png, height, width = plots.render_png(fig)
+        png, height, width = metric_figures.render_png(fig)
         assert png_size(png) == (width, height), name
         assert width > 200 and height > 100, name
     samples = figs["samples"].axes[0]
@@ -51,9 +51,9 @@ def test_image_grids_draw_for_grey_and_colour_images(channels):
 def test_nothing_misclassified_still_draws_its_figure():
     x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
     preds = torch.nn.functional.one_hot(y, 2).float()
-    fig = image_plots.misclassified_figure(x, preds, y, ["no", "yes"])
+    fig = image_figures.misclassified_figure(x, preds, y, ["no", "yes"])
     assert "0 in all" in fig.texts[0].get_text()
-    assert png_size(plots.render_png(fig)[0])
+    assert png_size(metric_figures.render_png(fig)[0])
 
 
 def test_figures_are_written_once_as_png_and_the_same_bytes_go_to_tensorboard(tmp_path):
@@ -68,7 +68,7 @@ def test_figures_are_written_once_as_png_and_the_same_bytes_go_to_tensorboard(tm
         default_root_dir, current_epoch = str(tmp_path), 3
         loggers = [Logger(tmp_path / "tb")]
 
-    fig = plots.roc_figure({"yes": (torch.tensor([0.0, 0.5, 1.0]).numpy(), torch.tensor([0.0, 0.8, 1.0]).numpy(), 0.9)})
+    fig = metric_figures.roc_figure({"yes": (torch.tensor([0.0, 0.5, 1.0]).numpy(), torch.tensor([0.0, 0.8, 1.0]).numpy(), 0.9)})
     writer = Trainer.loggers[0].experiment
     writer.close()  # as Lightning closes it when fit ends, before the test's figures
     FigureCallback().save(Trainer(), {"roc_curve": fig})
@@ -99,10 +99,10 @@ def test_figures_without_pyplot(tmp_path):
     machinery) is not imported by drawing them."""
     import subprocess
 
-    code = ("import sys, torch\nfrom dlcourse import plots, image_plots\n"
+    code = ("import sys, torch\nfrom dlcourse import metric_figures, image_figures\n"
             "import numpy as np\n"
-            "plots.render_png(plots.confusion_matrix_figure(np.eye(3, dtype=int) * 5, ['a', 'b', 'c']))\n"
-            "plots.render_png(image_plots.samples_per_class_figure(torch.rand(6, 1, 8, 8), torch.arange(6) % 3, "
+            "metric_figures.render_png(metric_figures.confusion_matrix_figure(np.eye(3, dtype=int) * 5, ['a', 'b', 'c']))\n"
+            "metric_figures.render_png(image_figures.samples_per_class_figure(torch.rand(6, 1, 8, 8), torch.arange(6) % 3, "
             "['a', 'b', 'c']))\n"
             "print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(tmp_path))

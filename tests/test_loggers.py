@@ -155,7 +155,8 @@ def test_a_list_of_loggers_composes_over_the_default_and_over_an_experiments_cho
         validate(cfg)
         return [node["_target_"] for node in (cfg.logger or {}).values()]
 
-    tb, ml, cv = "dlcourse.tblog.TensorBoardLogger", "dlcourse.mlflowlog.MLFlowLogger", "dlcourse.csvlog.CSVLogger"
+    tb, ml, cv = ("dlcourse.tensorboard_logger.TensorBoardLogger", "dlcourse.mlflow_logger.MLFlowLogger",
+                  "dlcourse.csv_logger.CSVLogger")
     assert loggers() == [tb]
     assert loggers("logger=[tensorboard,mlflow]") == [tb, ml] and loggers("logger=[tensorboard,csv]") == [tb, cv]
     assert loggers("logger=none") == []
@@ -171,3 +172,17 @@ def test_a_list_of_loggers_composes_over_the_default_and_over_an_experiments_cho
         assert loggers("experiment=csv_iris", "logger=none") == []
     finally:
         stop()
+
+
+def test_an_older_checkpoints_logger_classes_are_found_under_their_new_modules():
+    """Checkpoints made before the logger modules were renamed (tblog, mlflowlog, csvlog) store those names."""
+    from omegaconf import OmegaConf
+
+    cfg = job_config(compose(["logger=[tensorboard,mlflow,csv]"]))
+    old = {"tensorboard": "dlcourse.tblog.TensorBoardLogger", "mlflow": "dlcourse.mlflowlog.MLFlowLogger",
+           "csv": "dlcourse.csvlog.CSVLogger"}
+    stored = OmegaConf.create(OmegaConf.to_container(cfg))
+    for name, target in old.items():
+        stored.logger[name]["_target_"] = target
+    validate(stored)  # moves them before the allow-list of targets sees them
+    assert [stored.logger[n]["_target_"] for n in old] == [cfg.logger[n]["_target_"] for n in old]

@@ -27,8 +27,8 @@ from dlcourse.cli_args import check_config_flags
 from dlcourse.compose import USER_DIRS_ENV, compose, job_config, start, stop, user_dirs
 from dlcourse.config.renamed import renamed_overrides
 from dlcourse.config.validate import check_targets, validate
+from dlcourse.config_hints import explain
 from dlcourse.errors import ConfigError, DlcourseError, SweepFailedError, fail
-from dlcourse.hints import explain
 from dlcourse.isolation import restored_logging
 from dlcourse.lean import console_setup
 from dlcourse.rundir import RunDirectory

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from dlcourse.report import accuracy_line, run_record, to_log_file, write_json
+from dlcourse.atomic_files import write_json
+from dlcourse.console_summary import accuracy_line, to_log_file
+from dlcourse.run_records import run_record
 from dlcourse.train import Prepared, fit, train
 
 log = logging.getLogger("dlcourse")
@@ -127,8 +129,8 @@ def log_hparams(cfg: DictConfig, run_dir: Path, mean: dict, std: dict, test: dic
     if not any(lg is not None and "TensorBoard" in str(lg.get("_target_", ""))
                for lg in (cfg.get("logger") or {}).values()):
         return
-    from dlcourse.tbhparams import hparam_entries, metric_order
-    from dlcourse.tblog import TensorBoardLogger
+    from dlcourse.tensorboard_hparams import hparam_entries, metric_order
+    from dlcourse.tensorboard_logger import TensorBoardLogger
 
     lg = TensorBoardLogger(save_dir=str(run_dir))
     hp, first = hparam_entries(cfg)

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlcourse.atomic_files import write_json, write_text
 from dlcourse.cli_args import parse_key_values
 from dlcourse.errors import DataError, DlcourseError, fail
-from dlcourse.report import write_json, write_text
 
 if TYPE_CHECKING:
     from dlcourse.predictor import Predictor

@@ -1,13 +1,13 @@
-"""What each kind of logger gets from a run, beside dlcourse's TensorBoard (dlcourse.tblog):
+"""What each kind of logger gets from a run, beside dlcourse's TensorBoard (dlcourse.tensorboard_logger):
 
-    logger=mlflow                  dlcourse.mlflowlog: an MLflow run in <output root>/mlflow.db
-    logger=csv                     dlcourse.csvlog: <run dir>/csv/metrics.csv (one row per epoch), csv/hparams.yaml
+    logger=mlflow                  dlcourse.mlflow_logger: an MLflow run in <output root>/mlflow.db
+    logger=csv                     dlcourse.csv_logger: <run dir>/csv/metrics.csv (one row per epoch), csv/hparams.yaml
     logger=[tensorboard,mlflow]    several at once (a list picks several options of the `logger` group)
 
 The per-epoch values come from dlcourse.metrics.publish (and the lr monitor) with their `epoch` (0-based).
 dlcourse's MLflow and CSV loggers put them, as TensorBoard does, at the number of epochs done (1 = after
 the first epoch: the epoch axis of history.csv) and write one row per epoch (`EpochRows`). Test values are
-no epoch's: like dlcourse.tblog, they leave them out there and write them once, at the tested epoch.
+no epoch's: like dlcourse.tensorboard_logger, they leave them out there and write them once, at the tested epoch.
 
 At the end of a run (dlcourse.train.log_results -> `log_final`) each logger gets what it can take:
 - dlcourse's TensorBoardLogger: the HParams entry, best/ and test/ sub-runs, the summary card (train.py);

@@ -19,11 +19,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from dlcourse.atomic_files import write_json
 from dlcourse.build import build_trainer
 from dlcourse.callbacks.figures import save_figures
+from dlcourse.console_summary import to_log_file
 from dlcourse.errors import LrFindError
-from dlcourse.plots import lr_find_figure
-from dlcourse.report import run_record, to_log_file, write_json
+from dlcourse.metric_figures import lr_find_figure
+from dlcourse.run_records import run_record
 
 log = logging.getLogger("dlcourse")
 SKIP_BEGIN, SKIP_END = 10, 1  # what _LRFinder.suggestion() leaves out by default

@@ -21,9 +21,8 @@ from dlcourse.build import build_datamodule, build_model, check_device
 from dlcourse.checkpoints import read_checkpoint, resolve_checkpoint
 from dlcourse.config.validate import validate
 from dlcourse.errors import CheckpointError, ConfigError, DataError
-from dlcourse.intervals import task_intervals
+from dlcourse.intervals import accuracy_interval, task_intervals
 from dlcourse.machine import resolve_precision
-from dlcourse.report import accuracy_interval
 from dlcourse.task import Task
 
 CSV_SUFFIXES = (".csv", ".tsv")

@@ -68,7 +68,7 @@ class Result:
         return f"Result({self.metrics.get('experiment')!r}, status={self.status!r}, run_dir='{self.run_dir}')"
 
     def _repr_markdown_(self) -> str:
-        from dlcourse.report import ending_line, markdown_summary
+        from dlcourse.console_summary import ending_line, markdown_summary
 
         if self.status != "completed":
             return f"**{self.metrics.get('experiment')}**: {self.status} {self.metrics.get('error', '')}\n\n`{self.run_dir}`"

@@ -13,8 +13,10 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from dlcourse.atomic_files import write_json
 from dlcourse.build import build_datamodule, build_task, build_trainer, check_checkpoint, check_device
 from dlcourse.callbacks.early_stopping import EarlyStopping
+from dlcourse.console_summary import ending_line, markdown_summary, print_summary
 from dlcourse.errors import NonFiniteLossError
 from dlcourse.faults import ending_cleanly
 from dlcourse.intervals import task_intervals
@@ -23,18 +25,10 @@ from dlcourse.lr_finder import find_lr_if_enabled, lr_find_record, record_lr_fin
 from dlcourse.machine import apply_thread_policy
 from dlcourse.memory import keep_freed_memory
 from dlcourse.models.layers import count_parameters
-from dlcourse.report import (
-    ending_line,
-    history_rows,
-    markdown_summary,
-    print_summary,
-    run_record,
-    write_history,
-    write_json,
-)
+from dlcourse.run_records import history_rows, run_record, write_history
 from dlcourse.task import Task
-from dlcourse.tbhparams import hparam_entries, metric_order, user_overrides
-from dlcourse.tblog import TensorBoardLogger
+from dlcourse.tensorboard_hparams import hparam_entries, metric_order, user_overrides
+from dlcourse.tensorboard_logger import TensorBoardLogger
 
 log = logging.getLogger("dlcourse")
 

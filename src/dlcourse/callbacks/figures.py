@@ -21,10 +21,10 @@ from torchmetrics.functional.classification import (
     multiclass_roc,
 )
 
-from dlcourse import plots
+from dlcourse import metric_figures
+from dlcourse.atomic_files import write_bytes
 from dlcourse.internals import event_file_writer
 from dlcourse.loggers import log_figures
-from dlcourse.report import write_bytes
 
 
 def standard_figures(task: str, model, dm, preds: torch.Tensor, targets: torch.Tensor) -> dict:
@@ -42,13 +42,13 @@ def standard_figures(task: str, model, dm, preds: torch.Tensor, targets: torch.T
             aucs = multiclass_auroc(preds, targets, num_classes=k, average=None)
             curves = {f"{names[c]} vs rest": (fprs[c].numpy(), tprs[c].numpy(), float(aucs[c])) for c in range(k)}
         cm = multiclass_confusion_matrix(hard, targets, num_classes=k).numpy()
-        figs["confusion_matrix"] = plots.confusion_matrix_figure(cm, names)
-        figs["roc_curve"] = plots.roc_figure(curves)
+        figs["confusion_matrix"] = metric_figures.confusion_matrix_figure(cm, names)
+        figs["roc_curve"] = metric_figures.roc_figure(curves)
         if tuple(dm.input_shape) == (2,):
             x, y = dm.splits["test"]
-            figs["decision_boundary"] = plots.decision_boundary_figure(model, x, y, task, names)
+            figs["decision_boundary"] = metric_figures.decision_boundary_figure(model, x, y, task, names)
     else:
-        figs["predicted_vs_true"] = plots.regression_figure(preds.numpy(), targets.numpy())
+        figs["predicted_vs_true"] = metric_figures.regression_figure(preds.numpy(), targets.numpy())
     return figs
 
 
@@ -60,7 +60,7 @@ class FigureCallback(L.Callback):
         # A data module may show its inputs before training (e.g. a few images per class).
         dm = trainer.datamodule
         if trainer.is_global_zero and dm is not None and hasattr(dm, "input_figures"):
-            with plots.style():
+            with metric_figures.style():
                 self.save(trainer, dm.input_figures())
 
     def on_test_end(self, trainer: L.Trainer, pl_module) -> None:
@@ -72,7 +72,7 @@ class FigureCallback(L.Callback):
         if pl_module.task != "regression":
             targets = targets.long()
         dm = trainer.datamodule
-        with plots.style():
+        with metric_figures.style():
             figs = standard_figures(pl_module.task, pl_module.model, dm, preds, targets)
             if hasattr(dm, "figures"):
                 figs.update(dm.figures(pl_module.model, preds, targets))
@@ -91,7 +91,7 @@ def save_figures(figs: dict, dirpath: Path, loggers, step: int) -> list[Path]:
     writers = [w for w in (event_file_writer(lg.experiment) for lg in loggers) if w is not None]
     written = []
     for name, fig in figs.items():
-        png, height, width = plots.render_png(fig)
+        png, height, width = metric_figures.render_png(fig)
         write_bytes(dirpath / f"{name}.png", png)  # whole or not at all
         written.append(dirpath / f"{name}.png")
         for writer in writers:

@@ -12,6 +12,10 @@ import warnings
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 RENAMED = {"data.steps_per_call": "task.steps_per_call"}  # grouping is the training loop's (dlcourse.loop)
+# dlcourse's own classes whose module was renamed: the config stored in an older checkpoint names the old one.
+MOVED_TARGETS = {f"dlcourse.{old}.{cls}": f"dlcourse.{new}.{cls}" for old, new, cls in (
+    ("tblog", "tensorboard_logger", "TensorBoardLogger"), ("mlflowlog", "mlflow_logger", "MLFlowLogger"),
+    ("csvlog", "csv_logger", "CSVLogger"))}
 
 
 def _warn(old: str, new: str, value) -> None:
@@ -33,7 +37,9 @@ def renamed_overrides(overrides: list[str]) -> list[str]:
 
 
 def move_renamed(cfg: DictConfig) -> None:
-    """Move an old key's value to its new key in a composed config (a config file or an old checkpoint's)."""
+    """Move an old key's value to its new key in a composed config (a config file or an old checkpoint's),
+    and name moved classes by their new module."""
+    _move_targets(cfg)
     for old, new in RENAMED.items():
         parent, _, leaf = old.rpartition(".")
         node = OmegaConf.select(cfg, parent)
@@ -45,3 +51,16 @@ def move_renamed(cfg: DictConfig) -> None:
             node.pop(leaf)
             if OmegaConf.select(cfg, new.rpartition(".")[0]) is not None:
                 OmegaConf.update(cfg, new, value, force_add=True)
+
+
+def _move_targets(cfg: DictConfig) -> None:
+    def found(node, path: str):
+        if isinstance(node, dict):
+            if node.get("_target_") in MOVED_TARGETS:
+                yield path
+            for key, child in node.items():
+                yield from found(child, f"{path}.{key}" if path else str(key))
+
+    for path in list(found(OmegaConf.to_container(cfg, resolve=False), "")):  # not resolved: ${hydra:...}
+        with read_write(cfg), open_dict(cfg):
+            OmegaConf.update(cfg, f"{path}._target_", MOVED_TARGETS[OmegaConf.select(cfg, f"{path}._target_")])

@@ -113,20 +113,20 @@ class ImageDataModule(InMemoryDataModule):
     # -- figures ----------------------------------------------------------------------------
     def input_figures(self) -> dict:
         """A few training images per class, drawn when training starts (check the data first)."""
-        from dlcourse import image_plots
+        from dlcourse import image_figures
 
         self.setup()
         x, y = self.splits["train"]
-        per_class = 8  # image_plots.samples_per_class_figure's row length
+        per_class = 8  # image_figures.samples_per_class_figure's row length
         picked = torch.cat([(y == c).nonzero().flatten()[:per_class] for c in range(len(self.class_names))])
         picked = picked.sort().values  # only these are denormalised: a copy of the split would cost its size
-        return {"input_samples": image_plots.samples_per_class_figure(self.denormalize(x[picked]), y[picked],
+        return {"input_samples": image_figures.samples_per_class_figure(self.denormalize(x[picked]), y[picked],
                                                                       self.class_names, per_class)}
 
     def figures(self, model, preds: torch.Tensor, targets: torch.Tensor) -> dict:
-        from dlcourse import image_plots
+        from dlcourse import image_figures
 
         x = self.splits["test"][0]
         if len(x) != len(preds):  # e.g. gathered across ranks in another order: skip image figures
-            return {"per_class_precision_recall": image_plots.precision_recall_figure(preds, targets, self.class_names)}
-        return image_plots.test_figures(model, x, preds, targets, self.class_names, self.denormalize)
+            return {"per_class_precision_recall": image_figures.precision_recall_figure(preds, targets, self.class_names)}
+        return image_figures.test_figures(model, x, preds, targets, self.class_names, self.denormalize)

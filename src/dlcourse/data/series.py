@@ -75,7 +75,7 @@ class SeriesDataModule(InMemoryDataModule):
 
     def figures(self, model, preds: torch.Tensor, targets: torch.Tensor, n: int = 3) -> dict:
         """Three test series: input history, true future and the forecast made after the last step."""
-        from dlcourse.plots import figure
+        from dlcourse.metric_figures import figure
 
         x = self.splits["test"][0][:n, :, 0].numpy()
         h, t = self.horizon, np.arange(self.n_steps + self.horizon)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from dlcourse.atomic_files import write_text
 from dlcourse.errors import DataError
-from dlcourse.report import write_text
 
 NOT_DLCOURSE = "this is not a sweep directory dlcourse wrote"
 

@@ -38,7 +38,7 @@ def record_failure(cfg: DictConfig, error: BaseException | str, run_dir: str | P
     the job; `overrides` for a job that never started. A completed (or pruned) record already there is left alone."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    from dlcourse.report import write_json
+    from dlcourse.atomic_files import write_json
 
     if getattr(rank_zero_only, "rank", 0) != 0:
         return None

@@ -13,7 +13,7 @@ import time
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlcourse.report import flat_hparams
+from dlcourse.run_records import flat_hparams
 from dlcourse.runcard import job_overrides as user_overrides
 
 GROUP_CHOICES = ("data", "model", "optimizer", "scheduler", "trainer")

@@ -22,7 +22,7 @@ STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "figure.titl
 
 
 def style():
-    """dlcourse's look for the figures drawn inside the block (`with plots.style(): ...`); the caller's
+    """dlcourse's look for the figures drawn inside the block (`with metric_figures.style(): ...`); the caller's
     own matplotlib settings (a notebook's) are as they were afterwards."""
     return matplotlib.rc_context(STYLE)
 

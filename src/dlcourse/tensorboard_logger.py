@@ -61,7 +61,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         """The run's HParams entry and final values: `results` keyed as metrics.json (`val/acc` of the
         best epoch, `test/acc`), written as points at `step` in the best/test sub-runs; the HParams
         columns are `hparams` with `differs` first and the metrics in `metric_order`."""
-        from dlcourse import tbhparams
+        from dlcourse import tensorboard_hparams
 
         for key, value in results.items():
             prefix, _, tag = key.partition("/")
@@ -72,7 +72,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         names += [(SUBRUNS[k.split("/")[0]], k.split("/", 1)[1], f"{k} (last epoch)") for k in metric_order
                   if k.split("/")[0] in SUBRUNS and k not in results]
         file_writer = event_file_writer(self.experiment)
-        for summary in tbhparams.summaries(hparams, differs, names):
+        for summary in tensorboard_hparams.summaries(hparams, differs, names):
             file_writer.add_summary(summary)
         if text:
             self.experiment.add_text("summary", text, global_step=step)

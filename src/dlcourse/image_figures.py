@@ -14,7 +14,7 @@ import torch
 from matplotlib import colormaps
 
 from dlcourse.gradcam import first_conv_layer, gradcam
-from dlcourse.plots import figure
+from dlcourse.metric_figures import figure
 
 
 def _rgb(images: torch.Tensor) -> np.ndarray:
