@@ -48,6 +48,15 @@ def test_every_experiment_composes_with_every_option(experiment):
                 assert str(e).startswith("model="), str(e)
 
 
+
+def test_no_option_is_named_after_an_experiment():
+    """A recipe reads in its one file: its tuned options are named by what they hold (model=cnn_dropout),
+    beside their base option, not in a folder per experiment or after the experiment that first used them."""
+    for folder in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("experiment", "hparams_search")):
+        assert not (folder / "experiment").exists(), folder
+        named = {p.stem for p in folder.glob("*.yaml")} & set(EXPERIMENTS)
+        assert not named, (folder.name, named)
+
 def run(args: list[str], root: Path) -> dict:
     """The command line in-process (torch is already imported here); the run's metrics.json."""
     os.environ["DLCOURSE_ROOT"] = str(root)
