@@ -26,7 +26,9 @@ FAST = ["trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.enable_progr
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The group's base options. A variant (`defaults: [/group/base@_here_]`, a base with other values, such
+    as model=cnn_dropout) takes the inputs its base takes; each experiment composes with its own variants."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if "@_here_" not in p.read_text())
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -45,6 +47,15 @@ def test_every_experiment_composes_with_every_option(experiment):
                 assert group in ("model", "data") and "models for" in str(e), (overrides, str(e))
                 assert str(e).startswith("model="), str(e)
 
+
+
+def test_no_option_is_named_after_an_experiment():
+    """A recipe reads in its one file: its tuned options are named by what they hold (model=cnn_dropout),
+    beside their base option, not in a folder per experiment or after the experiment that first used them."""
+    for folder in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("experiment", "hparams_search")):
+        assert not (folder / "experiment").exists(), folder
+        named = {p.stem for p in folder.glob("*.yaml")} & set(EXPERIMENTS)
+        assert not named, (folder.name, named)
 
 def run(args: list[str], root: Path) -> dict:
     """The command line in-process (torch is already imported here); the run's metrics.json."""

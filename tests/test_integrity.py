@@ -205,7 +205,7 @@ def inputs(tmp_path_factory, finished_run) -> dict:
 # tests/test_cli.py's former list, also what is allowed. Every other entry's line names that key or file.
 NAMES = {
     ("model=transformer",): ["model=transformer", "available: "],
-    ("optimizer=lbfgs",): ["optimizer=lbfgs", "available: adam, adamw, rmsprop, sgd"],
+    ("optimizer=lbfgs",): ["optimizer=lbfgs", "available: adam, adam_lr1e-2, adam_lr3e-3, adamw, adamw_lr2e-3_wd1e-4, "],
     ("optimizer.lr=-1",): ["optimizer.lr=-1", "> 0"], ("optimizer.lr=abc",): ["optimizer.lr='abc'", "must be a"],
     ("data.batch_size=0",): ["data.batch_size=0", '"full"'], ("data.batch_size=half",): ["data.batch_size='half'", '"full"'],
     ("model.dropout=1.5",): ["model.dropout=1.5", "< 1"], ("model.hidden=[]",): ["model.hidden=[]", "non-empty list"],

@@ -82,10 +82,21 @@ def defaults(path: Path) -> list[str]:
     return out
 
 
+def base_option(path: Path, group: str) -> str | None:
+    """The option a variant starts from (`defaults: [/group/base@_here_]` or `[base]`), or None."""
+    data = yaml.safe_load(path.read_text()) or {}
+    for entry in data.get("defaults", []) if isinstance(data, dict) else []:
+        if isinstance(entry, str) and entry.startswith(f"/{group}/") and entry.endswith("@_here_"):
+            return entry.removeprefix(f"/{group}/").removesuffix("@_here_")
+        if isinstance(entry, str) and entry != "_self_" and not set(entry) & set("/@:"):
+            return entry
+    return None
+
+
 def one_line(name: str, text: str, indent: int, width: int = 22) -> str:
     """`name  first sentence of its description`, cut to the line's width."""
     text = re.split(r"\.\s+(?=[A-Z(])", text)[0].rstrip(".")
-    room = WIDTH - indent - width - 1
+    room = WIDTH - indent - max(width, len(name)) - 1
     if len(text) > room:
         text = text[: room - 3].rsplit(" ", 1)[0] + " ..."
     return f"{' ' * indent}{name:<{width}} {text}".rstrip()
@@ -117,7 +128,8 @@ def help_text() -> str:
         lines.append(f"  {group}: {what}")
         for name, path in option_files(group).items():
             lines.append(one_line(name, first_comment(path), 4, 14))
-            lines += wrapped(defaults(path), 6)
+            base = base_option(path, group)
+            lines += wrapped([*([f"{base} with:"] if base else []), *defaults(path)], 6)
     lines += ["", USEFUL, "", "flags:",
               "  -m, --multirun      run every combination of comma-separated values (a sweep)",
               "  -c, --cfg job       print the composed config (hydra | all: also Hydra's part); --resolve",
