@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from dlcourse.config_hints import explain
 from dlcourse.errors import ConfigError, DlcourseError, SweepFailedError, fail
 from dlcourse.isolation import restored_logging
 from dlcourse.lean import console_setup
-from dlcourse.rundir import RunDirectory
+from dlcourse.rundir import run_lock
 from dlcourse.runs import finish, prepare_run, sweep_job
 from dlcourse.sweeps.launch import SweepOutcome, job_overrides, sweep
 
@@ -173,8 +173,7 @@ def run(overrides: list[str]):
     prepared = prepare_run(cfg)  # torch from here on: the run will happen
     run_dir = pin_run_dir(cfg)
     resuming = cfg.ckpt_path is not None and Path(cfg.ckpt_path).resolve().parent.parent == run_dir
-    extra_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank writes into rank zero's directory
-    with nullcontext() if extra_rank else RunDirectory(run_dir, resuming):
+    with run_lock(run_dir, resuming):
         start_job(prepared, cfg)
     return run_dir
 

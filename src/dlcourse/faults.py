@@ -16,6 +16,9 @@ from dlcourse.errors import DlcourseError, OutputError
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
 NEARLY_FULL = 1 << 20  # bytes: below this a write that failed without an errno (torch.save) ran out of space
+# Set by the SLURM launcher when a job near its time limit has requeued itself: the exit and the signals
+# that end its step then belong to that requeue (the next attempt resumes), not to a user stopping the run.
+requeued = threading.Event()
 
 
 class RunInterrupted(DlcourseError):
@@ -70,11 +73,13 @@ def ending_cleanly(run_dir: Path, trainer=None):
     try:
         yield
     except SIGTERMException:
+        if requeued.is_set():
+            raise SystemExit(0) from None
         if ctrl_c:
             raise RunInterrupted(f"the run was stopped (Ctrl+C); {how_to_go_on(run_dir)}", 130) from None
         raise RunInterrupted(f"the run was stopped (SIGTERM); {how_to_go_on(run_dir)}", 143) from None
     except SystemExit:
-        if trainer is None or not trainer.interrupted:
+        if trainer is None or not trainer.interrupted or requeued.is_set():
             raise
         # Lightning turns Ctrl+C (KeyboardInterrupt) into sys.exit(1) after a graceful shutdown
         raise RunInterrupted(f"the run was stopped (Ctrl+C); {how_to_go_on(run_dir)}", 130) from None

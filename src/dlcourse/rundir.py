@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from dlcourse.errors import ConfigError, DlcourseError
@@ -80,3 +81,10 @@ class RunDirectory:
 
     def __exit__(self, *exc) -> None:
         self._release()
+
+
+def run_lock(path: Path, resuming: bool):
+    """The run directory's lock, taken by rank zero only: the other DDP ranks (started by Lightning:
+    LOCAL_RANK; by srun under SLURM: SLURM_PROCID) write into rank zero's directory while it holds it."""
+    extra_rank = any(os.environ.get(key, "0") != "0" for key in ("LOCAL_RANK", "SLURM_PROCID"))
+    return nullcontext() if extra_rank else RunDirectory(path, resuming)

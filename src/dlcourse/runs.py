@@ -13,7 +13,7 @@ from dlcourse.compose import job_config
 from dlcourse.config.validate import validate
 from dlcourse.errors import DlcourseError
 from dlcourse.faults import RunInterrupted
-from dlcourse.rundir import RunDirectory
+from dlcourse.rundir import run_lock
 
 
 def prepare_run(cfg: DictConfig):
@@ -49,7 +49,7 @@ def sweep_job(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
         prepared = prepare_run(cfg)
-        with RunDirectory(job_dir(cfg), resuming=True):  # Hydra has written .hydra/ into it: only the lock
+        with run_lock(job_dir(cfg), resuming=True):  # Hydra has written .hydra/ into it: only the lock
             return finish(prepared, cfg)
     except RunInterrupted as e:  # a signal stops the whole sweep (as before), not just this job
         print(f"error: {e}", file=sys.stderr)

@@ -28,6 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, se
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf, open_dict
 
+from dlcourse import faults
 from dlcourse.internals import failed_job_error
 from dlcourse.sweeps import scheduler
 
@@ -86,6 +87,7 @@ class SlurmLauncher(BaseSubmititLauncher):
         resume = str(last) if last is not None and _loads(last) else None
         log.warning("time limit near: requeued, %s", f"resuming from {resume}" if resume else "from the start "
                     "(no last.ckpt yet)")
+        faults.requeued.set()
         return submitit.helpers.DelayedSubmission(self, *args[:5], resume=resume)
 
     # --- where dlcourse-train runs -----------------------------------------------------------
