@@ -330,3 +330,24 @@ def test_a_malicious_pickle_is_never_unpickled(tmp_path):
         result = run_cli(args, tmp_path, module=module)
         assert result.returncode == 2 and "objects other than tensors" in result.stderr, result.stderr[-2000:]
     assert not victim.exists()
+
+
+@pytest.mark.parametrize("rank_env", ["LOCAL_RANK", "SLURM_PROCID"])
+def test_only_rank_zero_locks_a_run_directory(tmp_path, monkeypatch, rank_env):
+    """The other DDP ranks (Lightning's, or srun's tasks under SLURM) write into rank zero's locked
+    directory: they must not be refused as a second run."""
+    from dlcourse.errors import DlcourseError
+    from dlcourse.rundir import LOCK, run_lock
+
+    for key in ("LOCAL_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(key, raising=False)
+    with run_lock(tmp_path, resuming=False):
+        assert (tmp_path / LOCK).is_file()
+        monkeypatch.setenv(rank_env, "1")
+        with run_lock(tmp_path, resuming=True):  # rank 1 while rank 0 holds the lock
+            assert (tmp_path / LOCK).is_file()
+        monkeypatch.setenv(rank_env, "0")
+        with pytest.raises(DlcourseError, match="in use by process"):
+            with run_lock(tmp_path, resuming=True):
+                pass
+    assert not (tmp_path / LOCK).exists()
