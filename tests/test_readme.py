@@ -167,8 +167,9 @@ def prepare(command: str, repo: Path) -> tuple[list[str], Path]:
         return [sys.executable, *argv[1:], "--set", "trainer.max_epochs=1", *tiny], REPO
     if tool == "python" and argv[1] == "scripts/startup_benchmark.py":
         return [sys.executable, *argv[1:], "--repeat", "1", "--out", str(repo / "startup_benchmark.md")], REPO
-    if tool == "python" and argv[1] == "scripts/tabular_parity.py":
-        return [sys.executable, *argv[1:], "--seeds", "1"], REPO
+    if tool == "python" and argv[1] == "scripts/tabular_parity.py":  # a plain table, one with gaps, the images
+        only = [] if "--only" in argv else ["--only", "iris,breast_cancer_gaps,digit_images"]
+        return [sys.executable, *argv[1:], "--seeds", "1", *only], REPO
     if tool == "python" and argv[1] == "scripts/precision_speed.py":
         return [sys.executable, *argv[1:], "--steps", "2"], REPO
     if tool == "python" and argv[1] == "-m":
