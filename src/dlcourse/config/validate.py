@@ -74,9 +74,10 @@ def plain(value):
     return OmegaConf.to_container(value, resolve=False) if isinstance(value, DictConfig | ListConfig) else value
 
 
-def did_you_mean(key: str, candidates) -> str:
+def did_you_mean(key: str, candidates, show=str) -> str:
+    """" (did you mean optimizer.lr?)" for a close candidate (a typo), else ""; `show=repr` quotes it."""
     close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return f" (did you mean {show(close[0])}?)" if close else ""
 
 
 def _value(node: DictConfig, key: str):

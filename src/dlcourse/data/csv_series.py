@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from dlcourse.config.types import Fraction, Head, PositiveInt
+from dlcourse.config.validate import did_you_mean
 from dlcourse.data.csv import read_csv
 from dlcourse.data.series import SeriesDataModule
 from dlcourse.errors import DataError
@@ -56,7 +57,8 @@ class CSVSeriesDataModule(SeriesDataModule):
         out = {}
         for col in columns:
             if col not in df.columns:
-                raise DataError(f"data.columns: {col!r} is not a column of {self.path}{close_match(col, df.columns)}; "
+                hint = did_you_mean(str(col), map(str, df.columns), show=repr)
+                raise DataError(f"data.columns: {col!r} is not a column of {self.path}{hint}; "
                                 f"columns: {', '.join(map(str, df.columns))}")
             if not pd.api.types.is_numeric_dtype(df[col]):
                 raise DataError(f"column {col!r} of {self.path} is not numeric; a series must be numbers")
@@ -132,11 +134,3 @@ class CSVSeriesDataModule(SeriesDataModule):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.mean, self.std = state.get("mean", 0.0), state.get("std", 1.0)
-
-
-def close_match(name: str, columns) -> str:
-    """"; did you mean 'sales'?" when a column's name is close to the one asked for (a typo), else ""."""
-    import difflib
-
-    found = difflib.get_close_matches(str(name), [str(c) for c in columns], n=1, cutoff=0.6)
-    return f" (did you mean {found[0]!r}?)" if found else ""
