@@ -218,7 +218,7 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 @pytest.mark.parametrize(("sig", "code", "how"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl+C")])
-def test_a_signal_ends_the_run_with_one_line_and_it_resumes(tmp_path, sig, code, how):
+def test_a_signal_ends_the_run_with_one_line_and_it_resumes(tmp_path, sig, code, how, capfd):
     run = tmp_path / "run"
     proc = start([*LONG, f"hydra.run.dir={run}"], tmp_path)
     try:
@@ -235,8 +235,8 @@ def test_a_signal_ends_the_run_with_one_line_and_it_resumes(tmp_path, sig, code,
     import torch
 
     epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 1
-    resumed = subprocess.run([sys.executable, "-m", "dlcourse", f"ckpt_path={run}", f"trainer.max_epochs={epochs + 1}"], cwd=tmp_path,
-                             env={**os.environ, "DLCOURSE_ROOT": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    # The stop needed a process of its own; the resume does not.
+    resumed = run_in_process(train_main, [f"ckpt_path={run}", f"trainer.max_epochs={epochs + 1}"], tmp_path, capfd)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
 
