@@ -79,6 +79,13 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def on_node(raw_job_id: str) -> bool:
+    """Whether a process of the job still runs on this (the only) node; slurmstepd reports a batch
+    script's end to slurmctld before it goes, so once none runs that end has been counted."""
+    r = subprocess.run(["scontrol", "listpids", raw_job_id], capture_output=True, text=True)
+    return r.returncode == 0 and len(r.stdout.strip().splitlines()) > 1
+
+
 def running_job(root: Path, job: int) -> str:
     """Wait until the sweep's job has trained an epoch; its SLURM id."""
     run = wait_for(lambda: next((root / "outputs" / "gaussian_mlp" / "multirun").glob(f"*/{job}/checkpoints/last.ckpt"),
@@ -144,8 +151,11 @@ def test_time_limit_requeues_and_resumes_exactly(tmp_path):
     try:
         job = running_job(tmp_path, 0)
         subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends 60 s before the limit
-        # SLURM holds a requeued job back for 2 minutes; here it may start again at once.
+        # SLURM holds a requeued job back for 2 minutes (cred_expire), long enough for the first attempt's
+        # batch script to end; here it starts again at once, so only once that script has ended on the
+        # node (its end, reported after the new start, would fail the new attempt).
         wait_for(lambda: scontrol(job)["JobState"] == "PENDING" and scontrol(job)["Restarts"] == "1", "the requeue")
+        wait_for(lambda: not on_node(scontrol(job)["JobId"]), "the first attempt's batch script to end")
         subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
         out, err = proc.communicate(timeout=240)
     finally:
