@@ -63,7 +63,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$DIR/run/munge.socket
+# cred_expire: a requeued job waits this long before it starts again (default 120 s; tests requeue jobs)
+AuthInfo=socket=$DIR/run/munge.socket,cred_expire=10
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/run/slurmctld.pid

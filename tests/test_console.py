@@ -60,12 +60,12 @@ def test_cross_validation_prints_one_model_summary_without_empty_columns(cfg_fac
     assert "Total FLOPs" not in out
 
 
-def test_progress_bar_counts_real_batches_and_samples_per_second(tmp_path):
-    from conftest import run_cli
+def test_progress_bar_counts_real_batches_and_samples_per_second(tmp_path, capfd):
+    from conftest import run_here
 
     args = ["experiment=gaussian_mlp", "data.n_train=1000", "data.n_val=200", "data.n_test=200", "data.batch_size=50",
             "task.steps_per_call=5", "trainer.max_epochs=2", "trainer.accelerator=cpu", "~callbacks.model_summary"]
-    result = run_cli(args, tmp_path, env_extra={"COLUMNS": "200"})
+    result = run_here(args, tmp_path, capfd, env_extra={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr[-2000:]
     bar = next(line for line in result.stdout.splitlines() if line.startswith("Epoch 2/2"))
     # 20 batches of 50 in 4 calls of 5: the bar counts the 20 batches, and the rate is in samples

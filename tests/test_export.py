@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import image_folder_run, level_series_run, one_line, trained, write_table
+from conftest import image_folder_run, level_series_run, one_line, run_here, trained, write_table
 from dlcourse.data.image_folder import image_files, read_image
 from dlcourse.errors import DlcourseError
 from dlcourse.evaluate import main as dlcourse_eval
@@ -193,7 +193,7 @@ def test_a_file_that_fails_its_check_is_never_written(iris_run, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temporary file, no sidecar left
 
 
-def test_the_dlcourse_export_command(iris_run, tmp_path):
+def test_the_dlcourse_export_command(iris_run, tmp_path, capfd):
     script = Path(sys.executable).parent / "dlcourse-export"
     out = tmp_path / "cli" / "iris.pt"
     result = subprocess.run([str(script), f"ckpt_path={iris_run}", f"output={out}"], capture_output=True, text=True,
@@ -201,6 +201,5 @@ def test_the_dlcourse_export_command(iris_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.is_file() and sidecar(out)["format"] == "torchscript" and "wrote" in result.stdout
     assert run_torchscript(out, np.array([[5.1, 3.5, 1.4, 0.2]], np.float32)).shape == (1, 3)
-    bad = subprocess.run([str(script), f"ckpt_path={iris_run}", "format=keras"], capture_output=True, text=True,
-                         timeout=300)
+    bad = run_here([f"ckpt_path={iris_run}", "format=keras"], tmp_path, capfd, module="dlcourse.exporting")
     assert bad.returncode == 2 and bad.stderr.startswith("error: format='keras' is invalid")

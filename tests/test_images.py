@@ -14,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import run_cli, write_fake_mnist, write_pngs
+from conftest import run_here, write_fake_mnist, write_pngs
 from dlcourse.config.validate import check_node
 from dlcourse.data.mnist import FashionMNISTDataModule, MNISTDataModule, read_idx
 from dlcourse.errors import ConfigError, DataError
@@ -293,9 +293,9 @@ def test_image_folder_with_separate_split_folders(tmp_path):
 
 
 # -- errors ------------------------------------------------------------------------------------------
-def test_missing_mnist_is_one_line_and_exit_2(tmp_path):
-    result = run_cli(["experiment=mnist_mlp", f"data.root={tmp_path / 'nowhere'}", "trainer.accelerator=cpu",
-                      "logger=none"], cwd=tmp_path)
+def test_missing_mnist_is_one_line_and_exit_2(tmp_path, capfd):
+    result = run_here(["experiment=mnist_mlp", f"data.root={tmp_path / 'nowhere'}", "trainer.accelerator=cpu",
+                       "logger=none"], tmp_path, capfd)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: MNIST not found"), result.stderr[-2000:]

@@ -15,7 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import run_cli, write_table
+from conftest import run_here, run_in_process, write_table
 
 TINY = ["experiment=iris_mlp", "trainer.max_epochs=3", "trainer.enable_progress_bar=false", "~callbacks.model_summary",
         "~callbacks.figures", "trainer.accelerator=cpu"]
@@ -23,8 +23,10 @@ TINY = ["experiment=iris_mlp", "trainer.max_epochs=3", "trainer.enable_progress_
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
+    from dlcourse.app import main
+
     root = tmp_path_factory.mktemp("finished")
-    assert run_cli(TINY, root).returncode == 0
+    assert run_in_process(main, TINY, root, None).returncode == 0
     (run,) = (root / "outputs" / "iris_mlp").iterdir()
     return run
 
@@ -39,17 +41,17 @@ def copy_run(run: Path, to: Path) -> Path:
     return to
 
 
-def test_a_crafted_checkpoint_cannot_write_a_file(finished_run, tmp_path):
+def test_a_crafted_checkpoint_cannot_write_a_file(finished_run, tmp_path, capfd):
     victim = tmp_path / "pwned.txt"
     ckpt = torch.load(finished_run / "checkpoints" / "last.ckpt", weights_only=True)
     ckpt["dlcourse_config"]["data"]["standardize"] = {"_target_": "builtins.open", "file": str(victim), "mode": "w"}
     crafted = tmp_path / "crafted.ckpt"
     torch.save(ckpt, crafted)
-    result = run_cli([f"ckpt_path={crafted}"], tmp_path, module="dlcourse.evaluate")  # eval builds its stored config
+    result = run_here([f"ckpt_path={crafted}"], tmp_path, capfd, module="dlcourse.evaluate")  # eval builds its stored config
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()
     assert "builtins.open" in line and "not a class dlcourse may build" in line
-    result = run_cli([*TINY, f"ckpt_path={crafted}", "trainer.max_epochs=4"], tmp_path)  # train-resume
+    result = run_here([*TINY, f"ckpt_path={crafted}", "trainer.max_epochs=4"], tmp_path, capfd)  # train-resume
     assert result.returncode == 2 and "builtins.open" in result.stderr, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "outputs").exists()
     assert not victim.exists()
@@ -58,35 +60,35 @@ def test_a_crafted_checkpoint_cannot_write_a_file(finished_run, tmp_path):
 @pytest.mark.parametrize("override", ["+callbacks.evil={_target_:builtins.open,file:VICTIM,mode:w}",
                                       "+hydra.job_logging.handlers.x={_target_:builtins.open,file:VICTIM,mode:w}",
                                       "callbacks.model_checkpoint.dirpath=VICTIM"])
-def test_a_crafted_run_directory_cannot_write_a_file(finished_run, tmp_path, override):
+def test_a_crafted_run_directory_cannot_write_a_file(finished_run, tmp_path, override, capfd):
     run = copy_run(finished_run, tmp_path / "run")
     victim = tmp_path / "pwned"
     saved = OmegaConf.load(run / ".hydra" / "overrides.yaml")
     OmegaConf.save(OmegaConf.create([*saved, override.replace("VICTIM", str(victim))]), run / ".hydra" / "overrides.yaml")
     before = fingerprint(run)
-    result = run_cli([f"ckpt_path={run}", "trainer.max_epochs=5"], tmp_path)
+    result = run_here([f"ckpt_path={run}", "trainer.max_epochs=5"], tmp_path, capfd)
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1
     assert not victim.exists() and fingerprint(run) == before
 
 
-def test_a_failed_command_leaves_the_run_untouched_and_resumable(finished_run, tmp_path):
+def test_a_failed_command_leaves_the_run_untouched_and_resumable(finished_run, tmp_path, capfd):
     run = copy_run(finished_run, tmp_path / "run")
     before = fingerprint(run)
     for bad in (["model.hidden=[32]", "trainer.max_epochs=5"], ["model.dropout=2", "trainer.max_epochs=5"],
                 ["trainer.max_epochs=2"], ["data=csv"]):
-        result = run_cli([f"ckpt_path={run}", *bad], tmp_path)
+        result = run_here([f"ckpt_path={run}", *bad], tmp_path, capfd)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
         assert fingerprint(run) == before, bad
-    result = run_cli([f"hydra.run.dir={run}", *TINY], tmp_path)  # a new run into it
+    result = run_here([f"hydra.run.dir={run}", *TINY], tmp_path, capfd)  # a new run into it
     assert result.returncode == 2 and "holds another run" in result.stderr and fingerprint(run) == before
-    resumed = run_cli([f"ckpt_path={run}", "trainer.max_epochs=5"], tmp_path)
+    resumed = run_here([f"ckpt_path={run}", "trainer.max_epochs=5"], tmp_path, capfd)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 5
     assert oct((run / "metrics.json").stat().st_mode & 0o777) == oct((run / "train.log").stat().st_mode & 0o777)
 
 
-def test_a_busy_run_directory_is_refused_and_a_stale_lock_taken_over(tmp_path):
+def test_a_busy_run_directory_is_refused_and_a_stale_lock_taken_over(tmp_path, capfd):
     """Synchronised on events only: the first run's lock file, then its end by SIGTERM (a run of 100,000
     epochs: no machine is fast enough for it to end on its own first)."""
     import signal
@@ -106,7 +108,7 @@ def test_a_busy_run_directory_is_refused_and_a_stale_lock_taken_over(tmp_path):
             assert first.poll() is None and time.time() < deadline, "the first run should be running"
             time.sleep(0.05)
         assert (run / ".dlcourse.lock").read_text().split()[0] == str(first.pid)
-        second = run_cli(args, tmp_path)
+        second = run_here(args, tmp_path, capfd)
         assert second.returncode != 0 and "is in use by process" in second.stderr, second.stderr[-2000:]
         assert len(second.stderr.strip().splitlines()) == 1 and str(first.pid) in second.stderr
         first.send_signal(signal.SIGTERM)
@@ -116,17 +118,17 @@ def test_a_busy_run_directory_is_refused_and_a_stale_lock_taken_over(tmp_path):
     assert not (run / ".dlcourse.lock").exists() and not (run / "metrics.json").exists()
     (run / ".dlcourse.lock").write_text(f"999999 {socket.gethostname()} 2026-01-01 00:00:00\n")  # a dead process
     epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 1
-    resumed = run_cli([f"ckpt_path={run}", f"trainer.max_epochs={epochs + 1}"], tmp_path)
+    resumed = run_here([f"ckpt_path={run}", f"trainer.max_epochs={epochs + 1}"], tmp_path, capfd)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == epochs + 1
     assert not (run / ".dlcourse.lock").exists()
 
 
-def test_a_checkpoint_outside_a_run_resumes_where_the_command_says(finished_run, tmp_path):
+def test_a_checkpoint_outside_a_run_resumes_where_the_command_says(finished_run, tmp_path, capfd):
     loose = tmp_path / "loose.ckpt"
     loose.write_bytes((finished_run / "checkpoints" / "last.ckpt").read_bytes())
     target = tmp_path / "here"
-    result = run_cli([*TINY, f"ckpt_path={loose}", "trainer.max_epochs=4", f"hydra.run.dir={target}"], tmp_path)
+    result = run_here([*TINY, f"ckpt_path={loose}", "trainer.max_epochs=4", f"hydra.run.dir={target}"], tmp_path, capfd)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (target / "metrics.json").is_file() and not (tmp_path / "outputs").exists()
 
@@ -303,13 +305,13 @@ def test_the_catalogue_is_large():
     assert len({tuple(a) for a in TRAIN}) + len(EVAL) + len(SUMMARY) >= 120
 
 
-def test_a_corrupt_checkpoint_is_called_corrupt(finished_run, tmp_path):
+def test_a_corrupt_checkpoint_is_called_corrupt(finished_run, tmp_path, capfd):
     data = bytearray((finished_run / "checkpoints" / "last.ckpt").read_bytes())
     for i in range(len(data) // 3, len(data) // 3 + 200):  # damage the middle of the archive
         data[i] ^= 0xFF
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(bytes(data))
-    result = run_cli([f"ckpt_path={broken}"], tmp_path, module="dlcourse.evaluate")
+    result = run_here([f"ckpt_path={broken}"], tmp_path, capfd, module="dlcourse.evaluate")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
     assert "corrupt" in result.stderr and "objects other than tensors" not in result.stderr
 
@@ -322,12 +324,12 @@ class _Evil:
         return (os.system, (f"touch {self.path}",))
 
 
-def test_a_malicious_pickle_is_never_unpickled(tmp_path):
+def test_a_malicious_pickle_is_never_unpickled(tmp_path, capfd):
     victim = tmp_path / "pwned"
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "dlcourse_config": {}, "dlcourse_io": {}, "payload": _Evil(victim)}, evil)
     for module, args in (("dlcourse.evaluate", [f"ckpt_path={evil}"]), ("dlcourse", [*TINY, f"ckpt_path={evil}"])):
-        result = run_cli(args, tmp_path, module=module)
+        result = run_here(args, tmp_path, capfd, module=module)
         assert result.returncode == 2 and "objects other than tensors" in result.stderr, result.stderr[-2000:]
     assert not victim.exists()
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import local_server, run_cli, write_fake_mnist
+from conftest import local_server, run_here, write_fake_mnist
 from test_sweeps import TINY, read_summary, sweep_dirs
 
 # A space of 4 parameter sets (the search config's others fixed on the command line).
@@ -69,11 +69,10 @@ SHIPPED = {"gaussian_mlp": TINY,
 
 
 @pytest.mark.parametrize("name", list(SHIPPED))
-def test_every_shipped_search_runs_a_two_trial_study(tmp_path, name):
+def test_every_shipped_search_runs_a_two_trial_study(tmp_path, name, capfd):
     if name == "mnist_cnn":
         write_fake_mnist(tmp_path / "data", n_train=96, n_test=32)
-    r = run_cli([*SHIPPED[name], f"hparams_search={name}", "logger=none", "hydra.sweeper.n_trials=2"],
-                cwd=tmp_path, timeout=600)
+    r = run_here([*SHIPPED[name], f"hparams_search={name}", "logger=none", "hydra.sweeper.n_trials=2"], tmp_path, capfd)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     study = load(tmp_path, name)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli, slurm_cluster_reason
+from conftest import REPO, run_cli, run_here, slurm_cluster_reason
 
 pytestmark = pytest.mark.slurm
 
@@ -79,13 +79,6 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def on_node(raw_job_id: str) -> bool:
-    """Whether a process of the job still runs on this (the only) node; slurmstepd reports a batch
-    script's end to slurmctld before it goes, so once none runs that end has been counted."""
-    r = subprocess.run(["scontrol", "listpids", raw_job_id], capture_output=True, text=True)
-    return r.returncode == 0 and len(r.stdout.strip().splitlines()) > 1
-
-
 def running_job(root: Path, job: int) -> str:
     """Wait until the sweep's job has trained an epoch; its SLURM id."""
     run = wait_for(lambda: next((root / "outputs" / "gaussian_mlp" / "multirun").glob(f"*/{job}/checkpoints/last.ckpt"),
@@ -93,10 +86,10 @@ def running_job(root: Path, job: int) -> str:
     return slurm_id(run.parents[2], job)
 
 
-def test_grid_sweep_and_a_failing_job(tmp_path):
+def test_grid_sweep_and_a_failing_job(tmp_path, capfd):
     """Two jobs, one diverges: the other completes with the metrics of the same run made locally, the
     failed one is `failed` with its error line and exit code 1 in SLURM (not COMPLETED 0:0)."""
-    r = run_cli(["-m", *CPU, *TINY, "optimizer.lr=0.1,1e6"], cwd=tmp_path)
+    r = run_here(["-m", *CPU, *TINY, "optimizer.lr=0.1,1e6"], tmp_path, capfd)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
     assert "1 of 2 jobs failed" in r.stderr
     sweep = sweep_of(tmp_path)
@@ -113,7 +106,7 @@ def test_grid_sweep_and_a_failing_job(tmp_path):
 
     local = tmp_path / "local"
     local.mkdir()
-    r = run_cli([*TINY, "optimizer.lr=0.1", "trainer.accelerator=cpu"], cwd=local)
+    r = run_here([*TINY, "optimizer.lr=0.1", "trainer.accelerator=cpu"], local, capfd)
     assert r.returncode == 0, r.stderr[-3000:]
     (metrics,) = local.glob("outputs/gaussian_mlp/*/metrics.json")
     assert json.loads((sweep / "0" / "metrics.json").read_text())["val"] == json.loads(metrics.read_text())["val"]
@@ -151,12 +144,9 @@ def test_time_limit_requeues_and_resumes_exactly(tmp_path):
     try:
         job = running_job(tmp_path, 0)
         subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends 60 s before the limit
-        # SLURM holds a requeued job back for 2 minutes (cred_expire), long enough for the first attempt's
-        # batch script to end; here it starts again at once, so only once that script has ended on the
-        # node (its end, reported after the new start, would fail the new attempt).
+        # SLURM holds a requeued job back for cred_expire (the node refuses the job's revoked credential
+        # until then: a start forced earlier fails the job): 10 s on the local cluster, 2 min by default.
         wait_for(lambda: scontrol(job)["JobState"] == "PENDING" and scontrol(job)["Restarts"] == "1", "the requeue")
-        wait_for(lambda: not on_node(scontrol(job)["JobId"]), "the first attempt's batch script to end")
-        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
         out, err = proc.communicate(timeout=240)
     finally:
         proc.kill()
@@ -173,10 +163,24 @@ def test_time_limit_requeues_and_resumes_exactly(tmp_path):
     assert resumed["val"] == unbroken["val"] and resumed["test"] == unbroken["test"]
 
 
-def test_ddp_job_with_two_ranks(tmp_path):
-    """trainer=ddp_cpu with tasks_per_node=2: srun starts both ranks, one run directory."""
-    r = run_cli(["-m", *CPU, "hydra.launcher.tasks_per_node=2", "trainer=ddp_cpu", *TINY, "optimizer.lr=0.1"],
-                cwd=tmp_path)
+def readme_command(key: str) -> list[str]:
+    """The arguments of the README's command that ends with `key` (the README test leaves it to this file)."""
+    import shlex
+
+    from test_readme import RUN_BY, commands
+
+    assert key in RUN_BY
+    (argv,) = [shlex.split(c, comments=True) for c in commands() if " ".join(shlex.split(c, comments=True)).endswith(key)]
+    assert argv[0] == "dlcourse-train"
+    return argv[1:]
+
+
+def test_ddp_job_with_two_ranks(tmp_path, capfd):
+    """The README's DDP job: trainer=ddp_cpu with tasks_per_node=2; srun starts both ranks, one run directory."""
+    argv = readme_command("slurm_cpu hydra.launcher.tasks_per_node=2 hydra.launcher.cpus_per_task=1 trainer=ddp_cpu "
+                          "experiment=gaussian_mlp")
+    assert "hydra.launcher.tasks_per_node=2" in argv and "trainer=ddp_cpu" in argv
+    r = run_here([*argv, "hydra.launcher.poll_s=0.5", *TINY[1:]], tmp_path, capfd)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     sweep = sweep_of(tmp_path)
     assert rows_of(sweep)["0"]["status"] == "completed"

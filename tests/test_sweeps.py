@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import run_cli, run_in_process
+from conftest import run_cli, run_here, run_in_process
 from dlcourse.app import main as train_main
 from dlcourse.evaluate import main as eval_main
 from dlcourse.sweeps.summary import main as summary_main
@@ -40,10 +40,10 @@ def read_summary(sweep_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_grid_sweep_summary_failure_and_hparams(tmp_path):
+def test_grid_sweep_summary_failure_and_hparams(tmp_path, capfd):
     """2x2 grid, one learning rate diverges: 4 rows, the diverged jobs failed with their error line,
     the others completed and sorted best first; exit status 1 only after all ran; HParams per job."""
-    r = run_cli(["-m", *TINY, "optimizer.lr=0.1,1e6", "model.dropout=0,0.25"], cwd=tmp_path)
+    r = run_here(["-m", *TINY, "optimizer.lr=0.1,1e6", "model.dropout=0,0.25"], tmp_path, capfd)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
     assert "2 of 4 jobs failed" in r.stderr
     (sweep,) = sweep_dirs(tmp_path)
@@ -152,11 +152,11 @@ def test_summary_of_jobs_a_cluster_ended(tmp_path, capsys):
     assert [row["optimizer.lr"] for row in read_summary(sweep)] == ["0.1", "0.2", "0.3"]
 
 
-def test_optuna_sqlite_study_continues_and_records_failures(tmp_path):
+def test_optuna_sqlite_study_continues_and_records_failures(tmp_path, capfd):
     import optuna
 
     args = [*TINY, "hparams_search=gaussian_mlp", "logger=none"]
-    r = run_cli([*args, "hydra.sweeper.n_trials=3"], cwd=tmp_path)
+    r = run_here([*args, "hydra.sweeper.n_trials=3"], tmp_path, capfd)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     db = tmp_path / "outputs" / "gaussian_mlp" / "optuna.db"
     study = optuna.load_study(study_name="gaussian_mlp", storage=f"sqlite:///{db}")
@@ -166,7 +166,7 @@ def test_optuna_sqlite_study_continues_and_records_failures(tmp_path):
     assert len(read_summary(sweep)) == 3
 
     # A second invocation continues the same study; a diverging trial is recorded as failed.
-    r = run_cli([*args, "hydra.sweeper.n_trials=1", "optimizer.lr=1e6"], cwd=tmp_path)
+    r = run_here([*args, "hydra.sweeper.n_trials=1", "optimizer.lr=1e6"], tmp_path, capfd)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
     study = optuna.load_study(study_name="gaussian_mlp", storage=f"sqlite:///{db}")
     assert len(study.trials) == 4
@@ -190,9 +190,9 @@ def test_joblib_runs_two_jobs_in_parallel(tmp_path):
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
 
 
-def test_submitit_local_runs_a_job(tmp_path):
-    r = run_cli(["-m", *TINY, "logger=none", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
-                cwd=tmp_path)
+def test_submitit_local_runs_a_job(tmp_path, capfd):
+    r = run_here(["-m", *TINY, "logger=none", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
+                 tmp_path, capfd)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     (sweep,) = sweep_dirs(tmp_path)
     assert [row["status"] for row in read_summary(sweep)] == ["completed"]
@@ -307,12 +307,12 @@ def test_cv_folds_is_validated(tmp_path, capfd):
 
 
 @pytest.mark.skipif(os.cpu_count() is None, reason="needs CPUs")
-def test_ddp_cpu_matches_single_process_and_writes_one_run_dir(tmp_path):
+def test_ddp_cpu_matches_single_process_and_writes_one_run_dir(tmp_path, capfd):
     args = [*TINY, "logger=none", "data.batch_size=full", "trainer.max_epochs=3"]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     single.mkdir()
     ddp.mkdir()
-    r1 = run_cli(args, cwd=single)
+    r1 = run_here(args, single, capfd)
     assert r1.returncode == 0, r1.stderr[-3000:]
     r2 = run_cli([*args, "trainer=ddp_cpu"], cwd=ddp)
     assert r2.returncode == 0, r2.stdout[-2000:] + r2.stderr[-3000:]
@@ -325,8 +325,8 @@ def test_ddp_cpu_matches_single_process_and_writes_one_run_dir(tmp_path):
             assert m2[split][k] == pytest.approx(v, abs=2e-3), k
 
 
-def test_a_bad_value_in_a_sweep_stops_it_before_any_job_runs(tmp_path):
-    r = run_cli(["-m", *TINY, "model.dropout=0.1,1.5"], cwd=tmp_path)
+def test_a_bad_value_in_a_sweep_stops_it_before_any_job_runs(tmp_path, capfd):
+    r = run_here(["-m", *TINY, "model.dropout=0.1,1.5"], tmp_path, capfd)
     assert r.returncode == 2, r.stderr[-2000:]
     (line,) = r.stderr.strip().splitlines()
     assert "model.dropout=1.5 is invalid" in line and "in job 1" in line

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import run_here
 
 SWEEP = ["-m", "experiment=iris_mlp", "optimizer.lr=0.01,0.05", "trainer.max_epochs=3", "trainer.accelerator=cpu",
          "trainer.enable_progress_bar=false", "~callbacks.model_summary", "~callbacks.figures"]
@@ -31,8 +31,8 @@ def ask(port: int, path: str, body: dict | None = None):
         return json.loads(r.read())
 
 
-def test_tensorboard_opens_a_sweep_on_what_matters(tmp_path):
-    result = run_cli(SWEEP, cwd=tmp_path)
+def test_tensorboard_opens_a_sweep_on_what_matters(tmp_path, capfd):
+    result = run_here(SWEEP, tmp_path, capfd)
     assert result.returncode == 0, result.stderr[-2000:]
     (sweep,) = sorted((tmp_path / "outputs" / "iris_mlp" / "multirun").glob("*"))
     port = free_port()
