@@ -155,26 +155,6 @@ def test_home_paths_are_expanded(tmp_path, capsys, monkeypatch):
     assert exc.value.code == 2 and f"{tmp_path}/no_such_table.csv" in err and "no such file" in err
 
 
-DATA_ERRORS = [
-    (["data=csv", "data.path={tmp}/missing.csv", "data.target=label"], "no such file"),
-    (["data=csv", "data.path={table}", "data.target=label", "task.loss=bce"], "does not fit this multiclass data"),
-    (["data=csv", "data.path={table}", "data.target=colour"], "is not a column"),
-    (["experiment=iris_mlp", "cv.folds=60"], "cv.folds"),
-    (["experiment=mnist_mlp", "data.root={tmp}/nowhere"], "MNIST not found"),
-    (["data=image_folder", "data.root={tmp}/no_pictures", "model=cnn"], "not found"),
-]
-
-
-@pytest.mark.parametrize(("args", "says"), DATA_ERRORS, ids=[d[1] for d in DATA_ERRORS])
-def test_data_errors_stop_before_the_run_directory_exists(tmp_path, table, capsys, monkeypatch, args, says):
-    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))
-    with pytest.raises(SystemExit) as exc:
-        main([a.format(tmp=tmp_path, table=table) for a in args])
-    err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2 and len(err.splitlines()) == 1 and says in err, err
-    assert not (tmp_path / "outputs").exists()
-
-
 def test_a_moved_key_in_a_users_experiment_names_its_new_place(tmp_path, capsys, monkeypatch):
     conf = tmp_path / "old_conf" / "experiment"
     conf.mkdir(parents=True)

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, make_cfg, one_line
-from dlcourse.errors import ConfigError
+from conftest import FAST, make_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -74,22 +73,3 @@ def test_balanced_weights_are_scikit_learns_and_weight_each_example(tmp_path):
     assert float(compute_loss("bce", out[:, :1], y.clamp(max=1), w[:2])) == pytest.approx(float(
         (torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], y.clamp(max=1).float(), reduction="none")
          * w[:2][y.clamp(max=1)]).mean()))
-
-
-def test_bad_class_weights_are_one_line(tmp_path):
-    from dlcourse.build import build_datamodule, build_task
-    from dlcourse.config.validate import validate
-
-    write_imbalanced(tmp_path / "imbalanced.csv")
-    base = [*FAST, "experiment=iris_mlp", "data=csv", f"data.path={tmp_path / 'imbalanced.csv'}", "data.target=label"]
-    with pytest.raises(ConfigError) as e:
-        validate(make_cfg([*base, "task.class_weight=heavy"], tmp_path / "r"))
-    assert "task.class_weight" in one_line(e) and "balanced" in one_line(e)
-    for extra, says in ((["task.class_weight=[1,2,3]"], "needs one weight per class, 2 (no, yes)"),
-                        (["task.class_weight=balanced", "data.target=b", "data.task=regression"], "only for classification")):
-        cfg = make_cfg([*base, *extra], tmp_path / "r")
-        dm = build_datamodule(cfg)
-        dm.setup()
-        with pytest.raises(ConfigError) as e:
-            build_task(cfg, dm)
-        assert says in one_line(e)

@@ -177,6 +177,15 @@ TRAIN = [
     ["-m", "seed=1,2", "sweep.max_jobs=1"], ["sweep.max_jobs=0"], ["sweep.continue=maybe"],
     # folded in from tests/test_cli.py: the model group's options, the values allowed
     ["model.activation=swish"], ["task.loss=mse"],
+    # folded in from the feature files (lr finder, threads, sequences, class weights)
+    ["lr_find.min_lr=2", "lr_find.max_lr=1"], ["lr_find.mode=cubic"], ["+lr_find.typo=1"], ["+lr_find.min_lrr=1e-5"],
+    ["lr_find.num_training=5"], ["lr_find.enabled=true", "trainer=ddp_cpu"],
+    ["lr_find.enabled=true", "lr_find.train=false", "cv.folds=3"], ["lr_find.typo=1"],
+    ["threads=0"], ["threads=many"], ["threads=1.5"],
+    ["experiment=sine_rnn", "model.head=seq2seq", "data.targets=last"], ["experiment=sine_rnn", "data.n_steps=-1"],
+    ["data=csv", f"data.path={CSV}", "data.target=label", "task.class_weight=[1,2,3,4]"],
+    ["data=csv", f"data.path={CSV}", "data.target=height", "data.task=regression", "optimized_metric=val/loss",
+     "task.class_weight=balanced"],
 ]
 EVAL = [[], ["ckpt_path=/no/such"], ["ckpt_path={garbage}"], ["ckpt_path={run}", "split=train"],
         ["ckpt_path={run}", "data.bogus=1"], ["ckpt_path={run}", "trainer.precision=bogus"], ["ckpt_path={run}", "model.x=1"],
@@ -249,6 +258,26 @@ NAMES = {
     ("ckpt_path={run}", "output={file}"): ["output='{file}'", "overwrite=true"],
     ("ckpt_path={run}", "trainer.accelerator=gpu"): ["trainer.accelerator='gpu'", "no GPU"],
 }
+NAMES.update({  # and what tests/test_compose.py's former list of data errors asked of their lines
+    ("data=csv", f"data.path={CSV}", "data.target=label", "task.loss=bce"): ["task.loss", "does not fit this multiclass data"],
+    ("data=csv", f"data.path={CSV}", "data.target=nope"): ["data.target", "is not a column"],
+    ("data=mnist", "data.root={tmp}/nowhere"): ["{tmp}/nowhere", "MNIST not found"],
+    ("data=image_folder", "data.root={tmp}/nowhere"): ["{tmp}/nowhere", "not found"],
+    ("lr_find.min_lr=2", "lr_find.max_lr=1"): ["lr_find.min_lr=2"],
+    ("+lr_find.min_lrr=1e-5",): ["lr_find.min_lrr=1e-05", "did you mean lr_find.min_lr?"],
+    ("lr_find.enabled=true", "trainer=ddp_cpu"): ["lr_find.enabled=True"],
+    ("lr_find.enabled=true", "lr_find.train=false", "cv.folds=3"): ["lr_find.train=False"],
+    ("lr_find.typo=1",): ["lr_find.typo=1", "min_lr"],
+    ("threads=0",): ['threads=0 is invalid: must be "auto" or an integer >= 1'],
+    ("threads=many",): ["threads='many' is invalid: must be \"auto\" or an integer >= 1"],
+    ("threads=1.5",): ['threads=1.5 is invalid: must be "auto" or an integer >= 1'],
+    ("experiment=sine_rnn", "model.head=seq2seq", "data.targets=last"): ["data.targets"],
+    ("data=csv", f"data.path={CSV}", "data.target=label", "task.class_weight=[1,2,3,4]"):
+        ["task.class_weight", "needs one weight per class, 3 (cat, dog, fox)"],
+    ("data=csv", f"data.path={CSV}", "data.target=height", "data.task=regression", "optimized_metric=val/loss",
+     "task.class_weight=balanced"):
+        ["task.class_weight", "only for classification"],
+})
 SUMMARY_NAMES = {(): ["sweep_dir"]}
 
 

@@ -12,8 +12,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import write_pngs
-from dlcourse.config.validate import validate
-from dlcourse.errors import ConfigError, LrFindError
+from dlcourse.errors import LrFindError
 from dlcourse.train import train
 
 FIND = ["lr_find.enabled=true", "lr_find.num_training=30"]
@@ -136,30 +135,3 @@ def test_a_loss_that_diverges_at_once_is_one_line(cfg_factory):
         train(cfg)
     assert "lr_find: no suggestion" in str(e.value) and "\n" not in str(e.value)
     assert "lr_find.min_lr" in str(e.value) and (run_dir(cfg) / "figures" / "lr_find.png").is_file()
-
-
-@pytest.mark.parametrize("overrides, key", [
-    (["lr_find.min_lr=2", "lr_find.max_lr=1"], "lr_find.min_lr"),
-    (["lr_find.mode=cubic"], "lr_find.mode"),
-    (["+lr_find.typo=1"], "lr_find.typo"),
-    (["+lr_find.min_lrr=1e-5"], "lr_find.min_lrr"),
-    (["lr_find.num_training=5"], "lr_find.num_training"),
-    (["lr_find.enabled=true", "trainer=ddp_cpu"], "lr_find.enabled"),
-    (["lr_find.enabled=true", "lr_find.train=false", "cv.folds=3"], "lr_find.train"),
-])
-def test_bad_values_are_one_line_naming_the_key(cfg_factory, overrides, key):
-    with pytest.raises(ConfigError) as e:
-        validate(cfg_factory("experiment=iris_mlp", *overrides))
-    assert str(e.value).startswith(f"{key}=") and "\n" not in str(e.value)
-    if key == "lr_find.min_lrr":
-        assert "did you mean lr_find.min_lr?" in str(e.value)
-
-
-def test_an_unknown_key_on_the_command_line_names_the_keys_lr_find_takes(tmp_path, monkeypatch):
-    from dlcourse.app import execute
-
-    monkeypatch.setenv("DLCOURSE_ROOT", str(tmp_path))
-    with pytest.raises(ConfigError) as e:
-        execute(["experiment=iris_mlp", "lr_find.typo=1"])
-    assert str(e.value).startswith("lr_find.typo=1 is invalid") and "min_lr" in str(e.value)
-    assert not (tmp_path / "outputs").exists()

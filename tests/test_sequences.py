@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from dlcourse.config.validate import check_node, validate
+from dlcourse.config.validate import check_node
 from dlcourse.data.csv_series import CSVSeriesDataModule
 from dlcourse.data.series import windows_to_xy
 from dlcourse.data.sine import SineDataModule, sine_series
@@ -19,7 +19,7 @@ from dlcourse.metrics import LastOutputsMSE
 from dlcourse.models.baselines import Linear, Naive
 from dlcourse.models.rnn import RNN
 from dlcourse.models.wavenet import WaveNet
-from dlcourse.train import prepare, train
+from dlcourse.train import train
 
 SEQUENCE_EXPERIMENTS = ["sine_naive", "sine_linear", "sine_rnn", "sine_rnn_10", "sine_rnn_iterative",
                         "sine_seq2seq", "sine_lstm", "sine_gru", "sine_wavenet"]
@@ -186,22 +186,6 @@ def test_seq2seq_last_step_mse_is_the_last_steps_forecast(cfg_factory, tmp_path)
     last = train(cfg_factory("experiment=sine_naive", "data.horizon=10", *NO_FIGURES))
     assert seq["val"]["val/mse_last"] == pytest.approx(last["val"]["val/mse"], rel=1e-5)
     assert seq["val"]["val/mse"] != pytest.approx(seq["val"]["val/mse_last"])
-
-
-@pytest.mark.parametrize("overrides, key", [
-    (["model.head=seq2seq", "data.targets=last"], "data.targets"),
-    (["model.head=sideways"], "model.head"),
-    (["data.horizon=0"], "data.horizon"),
-    (["data.n_steps=-1"], "data.n_steps"),
-    (["model.cell=transformer"], "model.cell"),
-    (["experiment=sine_linear", "model.head=seq2seq"], "model.head"),
-    (["data.n_series=3"], "data.n_series"),  # raised by the data module itself, when it is built
-])
-def test_config_errors_name_the_key(cfg_factory, overrides, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        cfg = cfg_factory("experiment=sine_rnn", *overrides, *SMALL[1:])
-        validate(cfg)
-        prepare(cfg)
 
 
 # -- the user's own series ----------------------------------------------------------------
