@@ -68,16 +68,17 @@ def test_hydra_app_behind_the_compose_api_starts_sweeps():
     assert params[:3] == ["config_name", "task_function", "overrides"]
 
 
-def test_register_launcher_lets_hydra_instantiate_a_launcher_outside_hydra_plugins():
-    """Hydra instantiates a launcher only from its registry of classes found under hydra_plugins:
-    the SLURM launcher of conf/hydra/launcher/slurm_cpu.yaml is added to it by name."""
+def test_register_plugin_lets_hydra_instantiate_a_plugin_its_scan_missed():
+    """Hydra instantiates a launcher only from its registry of the classes its scan of hydra_plugins
+    found (an editable install hides dlcourse's from it): the SLURM launcher of
+    conf/hydra/launcher/slurm_cpu.yaml is added to it by name."""
     from hydra.core.plugins import Plugins
     from omegaconf import OmegaConf
 
     from dlcourse.sweeps.launch import LAUNCHER
-    from dlcourse.sweeps.slurm import SlurmLauncher
+    from hydra_plugins.dlcourse_slurm import SlurmLauncher
 
-    internals.register_launcher(LAUNCHER, SlurmLauncher)
+    internals.register_plugin(LAUNCHER)
     config = OmegaConf.create({"_target_": LAUNCHER, "submitit_folder": "x", "poll_s": 1, "cancel_on_interrupt": True})
     launcher = Plugins.instance()._instantiate(config)
     assert type(launcher) is SlurmLauncher and launcher.own == {"poll_s": 1, "cancel_on_interrupt": True}

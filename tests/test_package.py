@@ -43,6 +43,13 @@ def test_a_wheel_installed_apart_trains_the_default_experiment_from_another_dire
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import dlcourse; print(dlcourse.__file__)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert str(site) in where.stdout, where.stdout + where.stderr  # the wheel, not the checkout
+    # Installed, dlcourse's Hydra plugins are found by Hydra's own scan of hydra_plugins (the public way).
+    scan = "from hydra.core.plugins import Plugins; " \
+           "print(sorted(f'{c.__module__}.{c.__name__}' for c in Plugins.instance().discover()))"
+    found = subprocess.run([str(venv / "bin" / "python"), "-c", scan], cwd=elsewhere, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert "'hydra_plugins.dlcourse_slurm.SlurmLauncher'" in found.stdout, found.stdout + found.stderr
+    assert "'hydra_plugins.dlcourse_optuna.OptunaSweeper'" in found.stdout, found.stdout + found.stderr
     helped = subprocess.run([str(venv / "bin" / "dlcourse-train"), "--help"], cwd=elsewhere, env=env,
                             capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "gaussian_mlp" in helped.stdout, helped.stderr[-2000:]

@@ -90,12 +90,18 @@ def run_hydra_job(task_function, cfg, job_dir_key: str, callbacks):
                    hydra_context=context)
 
 
-def register_launcher(target: str, clazz) -> None:
-    """Make `hydra.launcher._target_: <target>` instantiate `clazz`: Hydra only instantiates plugins it
-    found itself under the `hydra_plugins` namespace (dlcourse's SLURM launcher lives in dlcourse)."""
+def register_plugin(target: str) -> None:
+    """Make `_target_: hydra_plugins.<module>.<class>` (dlcourse's launcher, sweeper) instantiable where
+    Hydra's scan of the `hydra_plugins` namespace package missed it: Hydra instantiates only the plugins
+    its scan found, and an editable install (pip install -e) hides the package from that scan."""
+    import importlib
+
     from hydra.core.plugins import Plugins
 
-    Plugins.instance().class_name_to_class[target] = clazz
+    registry = Plugins.instance().class_name_to_class
+    if target not in registry:
+        module, _, name = target.rpartition(".")
+        registry[target] = getattr(importlib.import_module(module), name)
 
 
 class _RememberingConfigLoader:

@@ -18,7 +18,7 @@ from dlcourse.errors import ConfigError, DlcourseError
 from dlcourse.isolation import restored_logging
 from dlcourse.runs import sweep_job
 
-LAUNCHER = "hydra_plugins.dlcourse.SlurmLauncher"  # see conf/hydra/launcher/slurm_cpu.yaml
+LAUNCHER = "hydra_plugins.dlcourse_slurm.SlurmLauncher"  # see conf/hydra/launcher/slurm_cpu.yaml
 SWEEPER = "hydra_plugins.dlcourse_optuna.OptunaSweeper"  # see conf/hydra/sweeper/optuna.yaml
 
 MAX_CHECKED_JOBS = 1000
@@ -92,14 +92,12 @@ def compose_master(overrides: list[str]):
 
 
 def _run(overrides: list[str], on_slurm: bool):
-    from dlcourse.internals import hydra_app, register_launcher
+    from dlcourse.internals import hydra_app, register_plugin
     from dlcourse.sweeps.jobs import SweepCallback
 
     if on_slurm:
-        from dlcourse.sweeps.slurm import SlurmLauncher
-
-        register_launcher(LAUNCHER, SlurmLauncher)
-    register_sweeper()
+        register_plugin(LAUNCHER)
+    register_plugin(SWEEPER)
     try:
         hydra_app().multirun(config_name="train", task_function=sweep_job, overrides=overrides)
     finally:  # also when the sweeper raised (e.g. Optuna once every trial failed): the summary is written
@@ -107,19 +105,6 @@ def _run(overrides: list[str], on_slurm: bool):
         if callback is not None:
             callback.finish()
     return callback
-
-
-def register_sweeper() -> None:
-    """Hydra finds the Optuna sweeper in the installed `hydra_plugins` package; an editable install
-    (pip install -e) hides that namespace package from Hydra's scan, so it is registered by name."""
-    from hydra.core.plugins import Plugins
-
-    from dlcourse.internals import register_launcher
-
-    if SWEEPER not in Plugins.instance().class_name_to_class:
-        from hydra_plugins.dlcourse_optuna import OptunaSweeper
-
-        register_launcher(SWEEPER, OptunaSweeper)
 
 
 def _axes(overrides: list[str]) -> tuple[list[str], list[tuple]]:
