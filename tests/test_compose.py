@@ -3,6 +3,7 @@ and models, and data errors that stop a run before its directory exists."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -31,21 +32,35 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if "@_here_" not in p.read_text())
 
 
+def choices() -> list[tuple[str, list[str]]]:
+    """(group, overrides) to compose with each experiment: every option of every group, the optimizers
+    and the schedulers (which never refuse each other) in pairs, so one composition checks two."""
+    pairs = itertools.zip_longest(options("optimizer"), options("scheduler"))
+    paired = [("optimizer+scheduler", [f"optimizer={o}"] * (o is not None) + [f"scheduler={s}"] * (s is not None))
+              for o, s in pairs]
+    return paired + [(group, [f"{group}={option}", *USER_DATA.get(option, [])]) for group in ("model", "data")
+                     for option in options(group)]
+
+
+def test_the_pairs_cover_every_option():
+    chosen = {c for _, overrides in choices() for c in overrides if "." not in c.split("=")[0]}
+    assert chosen == {f"{group}={option}" for group in GROUPS for option in options(group)}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_with_every_option(experiment):
     """`experiment=X group=option` validates for every option (no `~key` needed), except a model that
     cannot take the data's inputs, which is one line saying which models can."""
-    for group in GROUPS:
-        for option in options(group):
-            overrides = [f"experiment={experiment}", f"{group}={option}", *USER_DATA.get(option, [])]
-            cfg = job_config(compose(overrides))
-            try:
-                validate(cfg)
-            except ConfigError as e:
-                if group == "data" and str(e).startswith("optimized_metric="):
-                    continue  # a classification experiment on regression data or back: its metric does not exist
-                assert group in ("model", "data") and "models for" in str(e), (overrides, str(e))
-                assert str(e).startswith("model="), str(e)
+    for group, chosen in choices():
+        overrides = [f"experiment={experiment}", *chosen]
+        cfg = job_config(compose(overrides))
+        try:
+            validate(cfg)
+        except ConfigError as e:
+            if group == "data" and str(e).startswith("optimized_metric="):
+                continue  # a classification experiment on regression data or back: its metric does not exist
+            assert group in ("model", "data") and "models for" in str(e), (overrides, str(e))
+            assert str(e).startswith("model="), str(e)
 
 
 

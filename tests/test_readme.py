@@ -37,8 +37,11 @@ NEEDS_GPU_OR_CLUSTER = ("trainer=ddp ", "trainer=gpu", "hydra/launcher=slurm ", 
 # Commands that run on the local SLURM cluster (scripts/slurm_local.sh; .ci/run starts it) and skip without one.
 ON_LOCAL_SLURM = ("hydra/launcher=slurm_cpu", "scripts/slurm_local.sh")
 # Commands that a test elsewhere runs as written (with its short budget), checking more than an exit status.
-RUN_BY = {"slurm_cpu hydra.launcher.tasks_per_node=2 hydra.launcher.cpus_per_task=1 trainer=ddp_cpu experiment=gaussian_mlp":
-          "tests/test_slurm.py::test_ddp_job_with_two_ranks"}  # (the end of the command, comments left out)
+RUN_BY = {  # (the end of the command, comments left out)
+    "slurm_cpu hydra.launcher.tasks_per_node=2 hydra.launcher.cpus_per_task=1 trainer=ddp_cpu experiment=gaussian_mlp":
+        "tests/test_slurm.py::test_ddp_job_with_two_ranks",
+    "dlcourse-train experiment=gaussian_mlp trainer=ddp_cpu": "tests/test_sweeps.py::test_ddp_cpu_matches_single_process_and_writes_one_run_dir",
+}
 
 
 # The README's commands run in two files, each with its own sandbox, one per test worker: this one
@@ -143,6 +146,15 @@ def budget(argv: list[str]) -> list[str]:
     if "hydra/launcher=slurm_cpu" in argv:  # ask SLURM every half second whether the jobs ended, not every 5
         extra.append("hydra.launcher.poll_s=0.5")
     return [*argv, *extra]
+
+
+def readme_command(key: str) -> list[str]:
+    """The arguments of the README's dlcourse-train command that ends with `key`, for the test of RUN_BY
+    that runs it."""
+    assert key in RUN_BY
+    (argv,) = [shlex.split(c, comments=True) for c in commands() if " ".join(shlex.split(c, comments=True)).endswith(key)]
+    assert argv[0] == "dlcourse-train"
+    return argv[1:]
 
 
 def newest(repo: Path, pattern: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli, run_here, slurm_cluster_reason
+from test_readme import readme_command
 
 pytestmark = pytest.mark.slurm
 
@@ -161,18 +162,6 @@ def test_time_limit_requeues_and_resumes_exactly(tmp_path):
     resumed, unbroken = (json.loads((sweep / j / "metrics.json").read_text()) for j in ("0", "1"))
     assert resumed["status"] == unbroken["status"] == "completed" and resumed["epochs"] == 12
     assert resumed["val"] == unbroken["val"] and resumed["test"] == unbroken["test"]
-
-
-def readme_command(key: str) -> list[str]:
-    """The arguments of the README's command that ends with `key` (the README test leaves it to this file)."""
-    import shlex
-
-    from test_readme import RUN_BY, commands
-
-    assert key in RUN_BY
-    (argv,) = [shlex.split(c, comments=True) for c in commands() if " ".join(shlex.split(c, comments=True)).endswith(key)]
-    assert argv[0] == "dlcourse-train"
-    return argv[1:]
 
 
 def test_ddp_job_with_two_ranks(tmp_path, capfd):

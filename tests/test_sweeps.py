@@ -308,13 +308,19 @@ def test_cv_folds_is_validated(tmp_path, capfd):
 
 @pytest.mark.skipif(os.cpu_count() is None, reason="needs CPUs")
 def test_ddp_cpu_matches_single_process_and_writes_one_run_dir(tmp_path, capfd):
+    """The README's `dlcourse-train experiment=gaussian_mlp trainer=ddp_cpu` (smaller data, 3 epochs)
+    against the same run in one process."""
+    from test_readme import readme_command
+
+    argv = readme_command("dlcourse-train experiment=gaussian_mlp trainer=ddp_cpu")
+    assert argv == ["experiment=gaussian_mlp", "trainer=ddp_cpu"]
     args = [*TINY, "logger=none", "data.batch_size=full", "trainer.max_epochs=3"]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     single.mkdir()
     ddp.mkdir()
     r1 = run_here(args, single, capfd)
     assert r1.returncode == 0, r1.stderr[-3000:]
-    r2 = run_cli([*args, "trainer=ddp_cpu"], cwd=ddp)
+    r2 = run_cli([*argv, *args[1:]], cwd=ddp)
     assert r2.returncode == 0, r2.stdout[-2000:] + r2.stderr[-3000:]
     dirs = list((ddp / "outputs" / "gaussian_mlp").iterdir())
     assert len(dirs) == 1, dirs  # one run directory, not one per rank
