@@ -1,5 +1,5 @@
 """Options compose: any experiment with any option, runs without an experiment, a user's own configs
-and models, and data errors that stop a run before its directory exists."""
+and models. (Bad values and data errors: the catalogue in tests/test_integrity.py.)"""
 
 from __future__ import annotations
 
@@ -63,7 +63,6 @@ def test_every_experiment_composes_with_every_option(experiment):
             assert str(e).startswith("model="), str(e)
 
 
-
 def test_no_option_is_named_after_an_experiment():
     """A recipe reads in its one file: its tuned options are named by what they hold (model=cnn_dropout),
     beside their base option, not in a folder per experiment or after the experiment that first used them."""
@@ -71,6 +70,7 @@ def test_no_option_is_named_after_an_experiment():
         assert not (folder / "experiment").exists(), folder
         named = {p.stem for p in folder.glob("*.yaml")} & set(EXPERIMENTS)
         assert not named, (folder.name, named)
+
 
 def run(args: list[str], root: Path) -> dict:
     """The command line in-process (torch is already imported here); the run's metrics.json."""

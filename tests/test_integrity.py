@@ -15,7 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import run_here, run_in_process, write_table
+from conftest import run_here, write_table
 
 TINY = ["experiment=iris_mlp", "trainer.max_epochs=3", "trainer.enable_progress_bar=false", "~callbacks.model_summary",
         "~callbacks.figures", "trainer.accelerator=cpu"]
@@ -23,10 +23,8 @@ TINY = ["experiment=iris_mlp", "trainer.max_epochs=3", "trainer.enable_progress_
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
-    from dlcourse.app import main
-
     root = tmp_path_factory.mktemp("finished")
-    assert run_in_process(main, TINY, root, None).returncode == 0
+    assert run_here(TINY, root, None).returncode == 0
     (run,) = (root / "outputs" / "iris_mlp").iterdir()
     return run
 
@@ -175,8 +173,6 @@ TRAIN = [
     ["optimizer.lr=1e400"], ["callbacks.early_stopping.min_delta=nan"], ["--config-name", "nope"], ["--config-name=nope"],
     ["-cn", "nope"], ["--config-path", "{tmp}/no_such_dir"], ["-m", "optimizer.lr=range(0,1e9)"],
     ["-m", "seed=1,2", "sweep.max_jobs=1"], ["sweep.max_jobs=0"], ["sweep.continue=maybe"],
-    # folded in from tests/test_cli.py: the model group's options, the values allowed
-    ["model.activation=swish"], ["task.loss=mse"],
     # folded in from the feature files (lr finder, threads, sequences, class weights)
     ["lr_find.min_lr=2", "lr_find.max_lr=1"], ["lr_find.mode=cubic"], ["+lr_find.typo=1"], ["+lr_find.min_lrr=1e-5"],
     ["lr_find.num_training=5"], ["lr_find.enabled=true", "trainer=ddp_cpu"],

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_in_process, slurm_cluster_reason, write_fake_mnist, write_pngs
+from conftest import REPO, run_here, slurm_cluster_reason, write_fake_mnist, write_pngs
 
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent
@@ -87,7 +87,7 @@ def commands(text: str | None = None) -> list[str]:
             out.append(inline)
     unique: dict[str, str] = {}
     for command in out:  # once each (comments aside)
-        unique.setdefault(" ".join(shlex.split(command.partition("\n")[0], comments=True)), command)
+        unique.setdefault(bare(command.partition("\n")[0]), command)
     return list(unique.values())
 
 
@@ -152,9 +152,23 @@ def readme_command(key: str) -> list[str]:
     """The arguments of the README's dlcourse-train command that ends with `key`, for the test of RUN_BY
     that runs it."""
     assert key in RUN_BY
-    (argv,) = [shlex.split(c, comments=True) for c in commands() if " ".join(shlex.split(c, comments=True)).endswith(key)]
+    (command,) = [c for c in commands() if bare(c).endswith(key)]
+    argv = shlex.split(command, comments=True)
     assert argv[0] == "dlcourse-train"
     return argv[1:]
+
+
+def bare(command: str) -> str:
+    """A command line as its words, comments and extra spaces left out."""
+    return " ".join(shlex.split(command, comments=True))
+
+
+def narrowed(argv: list[str], keep) -> list[str]:
+    """A script's argv with its `--only` list cut to `keep(cases)` (each case costs a process of its own)."""
+    if "--only" in argv:
+        at = argv.index("--only") + 1
+        argv = [*argv[:at], ",".join(keep(argv[at].split(","))), *argv[at + 1:]]
+    return argv
 
 
 def newest(repo: Path, pattern: str) -> str:
@@ -177,21 +191,15 @@ def prepare(command: str, repo: Path) -> tuple[list[str], Path]:
         if any(marker in command + " " for marker in NEEDS_GPU_OR_CLUSTER):
             return [tool, "--cfg", "job", *argv[1:]], repo
         return [tool, *budget(argv[1:])], repo
-    if tool == "python" and argv[1] == "scripts/benchmark.py":  # its last case only: each starts a process
-        if "--only" in argv:
-            at = argv.index("--only") + 1
-            argv[at] = argv[at].split(",")[-1]
-        return [sys.executable, *argv[1:], "--epochs", "1"], REPO
-    if tool == "python" and argv[1] == "scripts/reproduce.py":  # rows run in processes of their own
-        if "--only" in argv and "--jobs" not in argv:  # one row will do, unless rows run at once
-            at = argv.index("--only") + 1
-            argv[at] = argv[at].split(",")[-1]
+    if tool == "python" and argv[1] == "scripts/benchmark.py":  # its last case only
+        return [sys.executable, *narrowed(argv, lambda cases: cases[-1:])[1:], "--epochs", "1"], REPO
+    if tool == "python" and argv[1] == "scripts/reproduce.py":  # one row will do, unless rows run at once
+        if "--jobs" not in argv:
+            argv = narrowed(argv, lambda rows: rows[-1:])
         tiny = ["--set", "data.n_val=32"] if "mnist" in command else []
         return [sys.executable, *argv[1:], "--set", "trainer.max_epochs=1", *tiny], REPO
     if tool == "python" and argv[1] == "scripts/startup_benchmark.py":  # one round; a whole run is no case of its own here
-        if "--only" in argv:
-            at = argv.index("--only") + 1
-            argv[at] = ",".join(c for c in argv[at].split(",") if c != "gaussian_mlp")
+        argv = narrowed(argv, lambda cases: [c for c in cases if c != "gaussian_mlp"])
         return [sys.executable, *argv[1:], "--repeat", "1", "--out", str(repo / "startup_benchmark.md")], REPO
     if tool == "python" and argv[1] == "scripts/tabular_parity.py":  # a plain table and one with gaps (the
         only = [] if "--only" in argv else ["--only", "iris,breast_cancer_gaps"]  # images' row: RESULTS.md)
@@ -214,10 +222,10 @@ def test_readme_command_runs(sandbox, command, capfd):
 
 def run_readme_command(sandbox, command, capfd):
     command, _, expected_error = command.partition("\n")
-    bare = " ".join(shlex.split(command, comments=True))
-    if bare in SKIP:
-        pytest.skip(SKIP[bare])
-    elsewhere = next((test for key, test in RUN_BY.items() if bare.endswith(key)), None)
+    words = bare(command)
+    if words in SKIP:
+        pytest.skip(SKIP[words])
+    elsewhere = next((test for key, test in RUN_BY.items() if words.endswith(key)), None)
     if elsewhere:
         pytest.skip(f"run as written by {elsewhere}")
     if any(marker in command for marker in ON_LOCAL_SLURM) and not any(m in command + " " for m in NEEDS_GPU_OR_CLUSTER):
@@ -239,8 +247,8 @@ def run_readme_command(sandbox, command, capfd):
         assert snapshot() == before, "scripts/make_examples.py must reproduce examples/ exactly"
 
 
-IN_PROCESS = {"dlcourse-train": "dlcourse.app", "dlcourse-eval": "dlcourse.evaluate", "dlcourse-summary": "dlcourse.sweeps.summary",
-              "dlcourse-export": "dlcourse.exporting"}
+IN_PROCESS = {"dlcourse-train": "dlcourse", "dlcourse-eval": "dlcourse.evaluate", "dlcourse-summary": "dlcourse.sweeps.summary",
+              "dlcourse-export": "dlcourse.exporting"}  # console script -> its module (conftest.run_here)
 
 
 def run(argv: list[str], cwd: Path, env: dict, capfd) -> subprocess.CompletedProcess:
@@ -248,10 +256,7 @@ def run(argv: list[str], cwd: Path, env: dict, capfd) -> subprocess.CompletedPro
     unless it starts processes of its own (a launcher's jobs, DDP); anything else as a subprocess."""
     own_processes = any(a.startswith("hydra/launcher=") for a in argv) or "trainer=ddp_cpu" in argv
     if argv[0] in IN_PROCESS and not own_processes:
-        import importlib
-
-        main = importlib.import_module(IN_PROCESS[argv[0]]).main
-        return run_in_process(main, argv[1:], cwd, capfd, env)
+        return run_here(argv[1:], cwd, capfd, module=IN_PROCESS[argv[0]], env_extra=env)
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
